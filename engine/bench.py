@@ -1,0 +1,218 @@
+"""``kesu bench``: per-stage time and peak memory of the pipeline on a generated page, and the PartialConv2d
+speed against the straightforward reference. Numbers are printed, never asserted.
+
+Each page size runs in a fresh subprocess so that its peak memory (resident set size) is its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+
+class PeakMemory:
+    """Samples this process's resident set size every few milliseconds; ``peak_mb`` since the last reset."""
+
+    def __init__(self, interval: float = 0.002):
+        self.interval, self.peak, self._stop = interval, 0, False
+        self._page = os.sysconf("SC_PAGE_SIZE")
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _rss(self) -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * self._page
+
+    def _run(self) -> None:
+        while not self._stop:
+            self.peak = max(self.peak, self._rss())
+            time.sleep(self.interval)
+
+    def reset(self) -> None:
+        self.peak = self._rss()
+
+    @property
+    def peak_mb(self) -> float:
+        return max(self.peak, self._rss()) / 2**20
+
+    def stop(self) -> None:
+        self._stop = True
+
+
+def _random_engine():
+    import torch
+
+    from engine.models import build_model
+    from engine.pipeline import Engine
+    from engine.train.inpaint import InpaintConfig
+    from engine.train.textseg import TextSegConfig
+
+    torch.manual_seed(0)
+    seg = build_model("textseg", **TextSegConfig().model_kwargs()).eval()
+    unet = build_model("pconv_unet", **InpaintConfig().model_kwargs()).eval()
+    return Engine(seg.to(memory_format=torch.channels_last), unet)
+
+
+def worker(width: int, height: int, weights_dir: str | None, random_weights: bool, threads: int | None) -> dict:
+    """Time every stage of ``clean`` on one generated page (in this process). Returns the numbers."""
+    import numpy as np
+    import torch
+
+    from engine.pipeline import CleanOptions, Engine, masks
+    from engine.pipeline.detect import detect_probability
+    from engine.pipeline.fill import FlatFillOptions, flat_fill
+    from engine.pipeline.inpaint import inpaint
+    from engine.synth import make_page
+
+    if threads:
+        torch.set_num_threads(threads)
+    memory = PeakMemory()
+    stages: dict[str, dict[str, float]] = {}
+
+    def stage(name, fn):
+        memory.reset()
+        t = time.perf_counter()
+        value = fn()
+        stages[name] = {"seconds": round(time.perf_counter() - t, 3), "peak_mb": round(memory.peak_mb, 1)}
+        return value
+
+    page = make_page(7, height, width)
+    rgb = page.image
+    base_mb = memory.peak_mb
+    options = CleanOptions()
+    if random_weights:
+        engine = stage("load models", _random_engine)
+    else:
+        engine = stage("load models", lambda: Engine.load(Path(weights_dir) if weights_dir else None))
+    seg, unet = engine.textseg, engine.inpainter
+    detect_probability(seg, rgb[:256, :256])  # first call allocates; the warm path is what users repeat
+    t_total = time.perf_counter()
+    prob = stage("detect", lambda: detect_probability(seg, rgb, short_side=options.detect_short_side))
+    text = stage("threshold+grow", lambda: masks.threshold(prob, options.threshold))
+    if random_weights:
+        text = page.text_mask  # random weights detect noise; erase the page's true text instead
+    grown = masks.grow(text, options.grow_px)
+    filled_rgb, filled = stage("flat fill", lambda: flat_fill(rgb, grown, FlatFillOptions()))
+    rest = grown & ~filled
+    stage("inpaint", lambda: inpaint(unet, filled_rgb, rest))
+    total = time.perf_counter() - t_total
+    memory.stop()
+    return {
+        "size": f"{width}x{height}", "weights": "random" if random_weights else "shipped",
+        "stages": stages, "clean_seconds": round(total, 3),
+        "mask_percent": round(100 * float(grown.mean()), 2),
+        "model_inpainted_percent": round(100 * float(rest.mean()), 2),
+        "page_mb_before_models": round(base_mb, 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "threads": torch.get_num_threads(),
+    }
+
+
+def pconv_speed(threads: int | None, repeats: int = 3) -> dict:
+    """Forward+backward of one 64->64 3x3 layer on 4x64x256x256: efficient vs reference; equal outputs."""
+    import torch
+
+    from engine.models.pconv import PartialConv2d
+    from engine.models.pconv_reference import reference_partial_conv
+
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    b, c, h, w = 4, 64, 256, 256
+    conv = PartialConv2d(c, c, 3, 1, 1)
+    mask = (torch.rand(b, 1, h, w) > 0.25).float()
+    mask[:, :, 64:160, 40:200] = 0
+    x = torch.randn(b, c, h, w) * mask
+    mask_multi = mask.expand(b, c, h, w).contiguous()
+
+    def efficient():
+        xi = x.clone().requires_grad_(True)
+        y, _ = conv(xi, mask)
+        y.sum().backward()
+        return y.detach()
+
+    def reference():
+        xi = x.clone().requires_grad_(True)
+        y, _ = reference_partial_conv(xi, mask_multi, conv.weight, conv.bias, 1, 1)
+        y.sum().backward()
+        return y.detach()
+
+    def timed(fn):
+        fn()
+        best = float("inf")
+        for _ in range(repeats):
+            t = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - t)
+        return best
+
+    diff = float((efficient() - reference()).abs().max())
+    t_eff, t_ref = timed(efficient), timed(reference)
+    return {"efficient_s": round(t_eff, 3), "reference_s": round(t_ref, 3), "speedup": round(t_ref / t_eff, 2),
+            "max_abs_diff": diff, "threads": torch.get_num_threads()}
+
+
+def _sizes(text: str) -> list[tuple[int, int]]:
+    out = []
+    for part in text.split(","):
+        w, _, h = part.lower().partition("x")
+        out.append((int(w), int(h)))
+    return out
+
+
+def run_bench(args) -> int:
+    for width, height in _sizes(args.size):
+        cmd = [sys.executable, "-m", "engine.bench", "--worker", f"{width}x{height}"]
+        if args.weights_dir:
+            cmd += ["--weights-dir", args.weights_dir]
+        if args.random_weights:
+            cmd += ["--random-weights"]
+        if args.threads:
+            cmd += ["--threads", str(args.threads)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            print(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "bench worker failed",
+                  file=sys.stderr)
+            return 1
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        print(f"page {result['size']} ({result['weights']} weights, {result['threads']} threads): "
+              f"clean {result['clean_seconds']:.2f} s, peak RSS {result['peak_rss_mb']:.0f} MB, "
+              f"mask {result['mask_percent']}% of the page, {result['model_inpainted_percent']}% inpainted by "
+              "the model")
+        for name, s in result["stages"].items():
+            print(f"  {name:<16} {s['seconds']:7.3f} s   peak {s['peak_mb']:7.0f} MB")
+    if not args.no_pconv:
+        r = pconv_speed(args.threads)
+        print(f"PartialConv2d fwd+bwd 4x64x256x256 ({r['threads']} threads): efficient {r['efficient_s']:.3f} s, "
+              f"reference {r['reference_s']:.3f} s, speed-up {r['speedup']:.2f}x, max |diff| {r['max_abs_diff']:.1e}")
+    return 0
+
+
+def _worker_main(argv: list[str]) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m engine.bench")
+    p.add_argument("--worker", required=True)
+    p.add_argument("--weights-dir")
+    p.add_argument("--random-weights", action="store_true")
+    p.add_argument("--threads", type=int)
+    a = p.parse_args(argv)
+    (width, height), = _sizes(a.worker)
+    print(json.dumps(worker(width, height, a.weights_dir, a.random_weights, a.threads)))
+    return 0
+
+
+if __name__ == "__main__":
+    from engine.errors import EngineError
+
+    try:
+        raise SystemExit(_worker_main(sys.argv[1:]))
+    except EngineError as e:
+        print(f"kesu: {e}", file=sys.stderr)
+        raise SystemExit(1) from None

@@ -1,0 +1,356 @@
+"""The ``kesu`` command line (also ``python -m engine``).
+
+``kesu --version`` and ``--help`` answer without importing torch; the models load once per process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine import __version__
+from engine.errors import EngineError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+# files Kesu itself writes beside pages; a folder scan does not take them as pages
+OWN_SUFFIXES = (".mask.png", ".prob.png")
+
+
+@dataclass(frozen=True)
+class Job:
+    source: Path
+    relative: Path  # the output path below DIR, without suffix (e.g. "chapter1/003")
+
+
+def expand_inputs(inputs: list[str], recursive: bool) -> tuple[list[Job], list[str]]:
+    """Files, folders and globs -> jobs in a stable order, plus one error line per input that matched nothing."""
+    jobs: list[Job] = []
+    errors: list[str] = []
+    for raw in inputs:
+        path = Path(raw)
+        if path.is_dir():
+            pattern = "**/*" if recursive else "*"
+            found = sorted(p for p in path.glob(pattern) if _is_page(p))
+            if not found:
+                hint = "" if recursive else " (pass -r to look in subfolders)"
+                errors.append(f"{raw}: no images in this folder{hint}")
+            jobs += [Job(p, p.relative_to(path).with_suffix("")) for p in found]
+        elif path.exists():
+            jobs.append(Job(path, Path(path.stem)))
+        elif glob.has_magic(raw):
+            found = sorted(Path(p) for p in glob.glob(raw, recursive=recursive) if _is_page(Path(p)))
+            if not found:
+                errors.append(f"{raw}: no images match")
+            jobs += [Job(p, Path(p.stem)) for p in found]
+        else:
+            errors.append(f"{raw}: no such file or folder")
+    return jobs, errors
+
+
+def _is_page(path: Path) -> bool:
+    name = path.name.lower()
+    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not name.endswith(OWN_SUFFIXES)
+
+
+def output_path(out_dir: Path, job: Job, suffix: str) -> Path:
+    """``out_dir/<relative><suffix>``, refusing any path that would leave ``out_dir``."""
+    root = out_dir.resolve()
+    target = (root / (str(job.relative) + suffix)).resolve()
+    if not target.is_relative_to(root):
+        raise EngineError(f"{job.source}: its output {target} would be outside {root}; not written")
+    return target
+
+
+class Reporter:
+    """A progress bar on a terminal (unless quiet), one line per problem on stderr."""
+
+    def __init__(self, total: int, quiet: bool, what: str):
+        self.quiet = quiet
+        self.bar = None
+        if not quiet and sys.stderr.isatty() and total > 0:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="page", desc=what, file=sys.stderr)
+
+    def line(self, message: str) -> None:
+        if self.bar is not None:
+            self.bar.write(message, file=sys.stderr)
+        else:
+            print(message, file=sys.stderr)
+
+    def info(self, message: str) -> None:
+        if not self.quiet:
+            self.line(message)
+
+    def advance(self) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def run_pages(args, outputs: Callable[[Job], list[Path]], work: Callable[[Job, list[Path]], None], what: str) -> int:
+    """Shared driver of clean/detect/inpaint: expand inputs, skip done work, report failures, exit status."""
+    jobs, errors = expand_inputs(args.inputs, args.recursive)
+    out_dir = Path(args.output)
+    reporter = Reporter(len(jobs), args.quiet, what)
+    failed = len(errors)
+    for message in errors:
+        reporter.line(f"kesu: {message}")
+    claimed: dict[Path, Path] = {}
+    done = skipped = 0
+    try:
+        for job in jobs:
+            try:
+                paths = outputs(job)
+                clash = next((claimed[p] for p in paths if p in claimed), None)
+                if clash is not None:
+                    raise EngineError(f"{job.source}: same output name as {clash}; rename one of them")
+                claimed.update({p: job.source for p in paths})
+                if not args.overwrite and all(p.exists() for p in paths):
+                    skipped += 1
+                else:
+                    work(job, paths)
+                    done += 1
+            except EngineError as e:
+                failed += 1
+                reporter.line(f"kesu: {e}")
+            reporter.advance()
+    finally:
+        reporter.close()
+    summary = f"{what}: {done} done"
+    if skipped:
+        summary += f", {skipped} skipped (outputs exist; --overwrite to redo)"
+    if failed:
+        summary += f", {failed} failed"
+    reporter.info(summary)
+    return 1 if failed else 0
+
+
+def _engine(args, roles):
+    from engine.pipeline import Engine
+
+    return Engine.load(Path(args.weights_dir) if args.weights_dir else None, roles=roles)
+
+
+def _options(args):
+    from engine.pipeline import CleanOptions
+
+    values = {}
+    for name in ("threshold", "grow_px", "detect_short_side"):
+        value = getattr(args, name, None)
+        if value is not None:
+            values[name] = value
+    return CleanOptions(**values)
+
+
+def _mask_image(mask):
+    from PIL import Image
+
+    return Image.fromarray(mask.astype("uint8") * 255, "L")
+
+
+def cmd_clean(args) -> int:
+    from engine.imageio import load_image, save_png_atomic, to_pil
+
+    engine, options = _engine(args, ("textseg", "inpaint")), _options(args)
+    out_dir = Path(args.output)
+
+    def outputs(job):
+        paths = [output_path(out_dir, job, ".png")]
+        if args.save_mask:
+            paths.append(output_path(out_dir, job, ".mask.png"))
+        return paths
+
+    def work(job, paths):
+        rgb, alpha = load_image(job.source)
+        result = engine.clean(rgb, options)
+        save_png_atomic(to_pil(result.image, alpha), paths[0])
+        if args.save_mask:
+            save_png_atomic(_mask_image(result.text_mask), paths[1])
+
+    return run_pages(args, outputs, work, "clean")
+
+
+def cmd_detect(args) -> int:
+    import numpy as np
+    from PIL import Image
+
+    from engine.imageio import load_image, save_png_atomic
+    from engine.pipeline import masks
+
+    engine, options = _engine(args, ("textseg",)), _options(args)
+    out_dir = Path(args.output)
+
+    def outputs(job):
+        paths = [output_path(out_dir, job, ".mask.png")]
+        if args.prob:
+            paths.append(output_path(out_dir, job, ".prob.png"))
+        return paths
+
+    def work(job, paths):
+        rgb, _ = load_image(job.source)
+        prob = engine.detect(rgb, options)
+        save_png_atomic(_mask_image(masks.threshold(prob, options.threshold)), paths[0])
+        if args.prob:
+            save_png_atomic(Image.fromarray(np.rint(prob * 255).astype(np.uint8), "L"), paths[1])
+
+    return run_pages(args, outputs, work, "detect")
+
+
+def cmd_inpaint(args) -> int:
+    from engine.errors import InputError
+    from engine.imageio import load_image, load_mask, save_png_atomic, to_pil
+    from engine.pipeline import masks
+
+    engine, options = _engine(args, ("inpaint",)), _options(args)
+    out_dir = Path(args.output)
+
+    def work(job, paths):
+        rgb, alpha = load_image(job.source)
+        folder = Path(args.mask_dir) if args.mask_dir else job.source.parent
+        mask_path = folder / f"{job.source.stem}.mask.png"
+        if not mask_path.exists():
+            raise InputError(f"{job.source}: no mask {mask_path} (make one with `kesu detect` or pass --mask-dir)")
+        hole = masks.grow(load_mask(mask_path, (rgb.shape[1], rgb.shape[0])), args.grow_px or 0)
+        save_png_atomic(to_pil(engine.inpaint(rgb, hole, options), alpha), paths[0])
+
+    return run_pages(args, lambda job: [output_path(out_dir, job, ".png")], work, "inpaint")
+
+
+def cmd_serve(args, rest: list[str]) -> int:
+    from engine.server import serve_main
+
+    return serve_main(rest)
+
+
+def cmd_bench_server(args, rest: list[str]) -> int:
+    from engine.server_bench import bench_main
+
+    return bench_main(rest)
+
+
+def cmd_bench(args) -> int:
+    from engine.bench import run_bench
+
+    return run_bench(args)
+
+
+def cmd_train(args) -> int:
+    from engine.train.cli import train_main
+
+    return train_main(args)
+
+
+def cmd_eval(args) -> int:
+    from engine.eval.cli import eval_main
+
+    return eval_main(args)
+
+
+def _add_page_arguments(p: argparse.ArgumentParser, grow_default: int | None) -> None:
+    p.add_argument("inputs", nargs="+", metavar="IN", help="image files, folders or glob patterns")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder (created if missing)")
+    p.add_argument("-r", "--recursive", action="store_true", help="look in subfolders of folder inputs")
+    p.add_argument("--overwrite", action="store_true", help="redo pages whose outputs already exist")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    p.add_argument("--weights-dir", metavar="DIR", help="use weights from this folder instead of the shipped ones")
+    p.add_argument("--threshold", type=float, help="text probability at which a pixel is text (default 0.5)")
+    p.add_argument("--detect-short-side", type=int, dest="detect_short_side",
+                   help="detect with the page's shorter side scaled to at most this many px (default 1024)")
+    help_grow = "grow the mask by this many px before erasing"
+    if grow_default is None:
+        p.add_argument("--grow", type=int, dest="grow_px", help=help_grow + " (default 4)")
+    else:
+        p.add_argument("--grow", type=int, dest="grow_px", default=grow_default,
+                       help=help_grow + f" (default {grow_default}: the mask is used as given)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kesu", description="Erase the lettering from manga and comic pages.",
+        epilog="Run `kesu COMMAND --help` for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"kesu {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("clean", help="detect and erase the text: DIR/<stem>.png")
+    _add_page_arguments(p, None)
+    p.add_argument("--save-mask", action="store_true", help="also write DIR/<stem>.mask.png (the text mask)")
+    p.set_defaults(func=cmd_clean)
+
+    p = sub.add_parser("detect", help="the text mask only: DIR/<stem>.mask.png (255 = text)")
+    _add_page_arguments(p, None)
+    p.add_argument("--prob", action="store_true", help="also write the probability map DIR/<stem>.prob.png")
+    p.set_defaults(func=cmd_detect)
+
+    p = sub.add_parser("inpaint", help="fill the mask <stem>.mask.png beside each page: DIR/<stem>.png")
+    _add_page_arguments(p, 0)
+    p.add_argument("--mask-dir", metavar="DIR", help="read <stem>.mask.png from here instead of beside the page")
+    p.set_defaults(func=cmd_inpaint)
+
+    p = sub.add_parser("serve", help="run the engine server for the Krita and GIMP plug-ins (see serve --help)",
+                       add_help=False)
+    p.set_defaults(func=cmd_serve, passthrough=True)
+    p = sub.add_parser("bench-server", help="time the plug-in protocol round trip", add_help=False)
+    p.set_defaults(func=cmd_bench_server, passthrough=True)
+
+    p = sub.add_parser("bench", help="per-stage time and peak memory on a generated page")
+    p.add_argument("--size", default="1654x2339", help="page size WxH (default 1654x2339); repeatable as a,b",
+                   )
+    p.add_argument("--weights-dir", metavar="DIR")
+    p.add_argument("--random-weights", action="store_true",
+                   help="time the shipped architectures with random weights (before any are trained)")
+    p.add_argument("--no-pconv", action="store_true", help="skip the PartialConv2d comparison")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("train", help="train a model (textseg or inpaint), resumable")
+    p.add_argument("role", choices=["textseg", "inpaint"])
+    p.add_argument("--run", default="main", help="run name (state kept in engine/train/state/ROLE/RUN)")
+    p.add_argument("--minutes", type=float, help="stop (saving its state) after this long")
+    p.add_argument("--steps", type=int, help="total steps of the schedule")
+    p.add_argument("--release", metavar="NAME", help="copy the run's best weights into engine/weights as NAME")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a model and print one table")
+    p.add_argument("role", choices=["textseg", "inpaint"])
+    p.add_argument("--weights-dir", metavar="DIR")
+    p.add_argument("--realpages", metavar="DIR", help="folder of the real evaluation pages")
+    p.add_argument("--overlays", metavar="DIR", help="write overlay / side-by-side PNGs here")
+    p.add_argument("--limit", type=int, help="at most this many pages per set")
+    p.set_defaults(func=cmd_eval)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if argv and argv[0] in ("serve", "bench-server"):
+        args = parser.parse_args(argv[:1])
+        rest = argv[1:]
+    else:
+        args, rest = parser.parse_args(argv), []
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        if getattr(args, "passthrough", False):
+            return args.func(args, rest)
+        return args.func(args)
+    except EngineError as e:
+        print(f"kesu: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("kesu: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Evaluation: metrics (pure) and the ``kesu eval`` command."""

@@ -1,0 +1,133 @@
+"""Reading and writing images: every mode Pillow opens becomes uint8 RGB (H, W, 3) plus alpha (H, W) or None.
+
+This is the only engine module (besides the CLI) that touches files; the pipeline works on arrays.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+from engine.errors import InputError
+
+# A page larger than this is refused (a decompression bomb, or a scan far beyond any print resolution).
+MAX_PIXELS = 150_000_000
+SUPPORTED_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "RGBa", "La", "CMYK", "YCbCr", "LAB",
+                   "HSV", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+
+
+def load_image(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
+    """Read an image file. Returns (rgb uint8 (H, W, 3), alpha uint8 (H, W) or None). Raises InputError."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, not an image (pass -r to process folders)")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: the file is empty (0 bytes); re-export or re-download it")
+    old_limit = Image.MAX_IMAGE_PIXELS
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+            with Image.open(path) as img:
+                _check_size(img.size, str(path))
+                img.load()
+                return normalise(img, str(path))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise InputError(
+            f"{path}: the image is too large ({e}); Kesu accepts up to {MAX_PIXELS:,} pixels: split or "
+            "downscale it first"
+        ) from e
+    except UnidentifiedImageError as e:
+        raise InputError(f"{path}: not an image Kesu can read (PNG, JPEG, WebP, TIFF, BMP, ...)") from e
+    except OSError as e:
+        # Pillow raises OSError("image file is truncated ...") and friends for damaged files
+        raise InputError(f"{path}: the image data is damaged or truncated ({e}); re-export or re-download it") from e
+    finally:
+        Image.MAX_IMAGE_PIXELS = old_limit
+
+
+def _check_size(size: tuple[int, int], name: str) -> None:
+    w, h = size
+    if w <= 0 or h <= 0:
+        raise InputError(f"{name}: the image has zero size ({w}x{h})")
+    if w * h > MAX_PIXELS:
+        raise InputError(
+            f"{name}: the image is too large ({w}x{h} = {w * h:,} pixels; at most {MAX_PIXELS:,}): split or "
+            "downscale it first"
+        )
+
+
+def normalise(img: Image.Image, name: str = "image") -> tuple[np.ndarray, np.ndarray | None]:
+    """Convert a Pillow image of any supported mode to (rgb uint8 (H, W, 3), alpha uint8 (H, W) or None)."""
+    _check_size(img.size, name)
+    mode = img.mode
+    if mode not in SUPPORTED_MODES:
+        raise InputError(f"{name}: unsupported image mode {mode!r}; convert it to RGB or greyscale first")
+    if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        grey = _high_depth_to_uint8(np.asarray(img), mode)
+        return np.repeat(grey[:, :, None], 3, axis=2), None
+    if mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    elif mode in ("PA", "RGBa", "RGBX", "La", "LA"):
+        img = img.convert("RGBA")
+    elif mode in ("1", "L", "CMYK", "YCbCr", "LAB", "HSV"):
+        img = img.convert("RGB")
+    if img.mode == "RGBA":
+        arr = np.asarray(img)
+        return np.ascontiguousarray(arr[:, :, :3]), np.ascontiguousarray(arr[:, :, 3])
+    return np.ascontiguousarray(np.asarray(img.convert("RGB"))), None
+
+
+def _high_depth_to_uint8(arr: np.ndarray, mode: str) -> np.ndarray:
+    if mode == "F":
+        # float images: assume [0, 1] when they fit, else [0, 255]
+        arr = arr.astype(np.float64)
+        scale = 255.0 if arr.max(initial=0.0) <= 1.0 else 1.0
+        return np.clip(np.rint(arr * scale), 0, 255).astype(np.uint8)
+    arr = arr.astype(np.int64)
+    if mode == "I" and arr.max(initial=0) <= 255 and arr.min(initial=0) >= 0:
+        return arr.astype(np.uint8)
+    # 16-bit samples: keep the high byte (rounded)
+    return np.clip((arr + 128) // 257, 0, 255).astype(np.uint8)
+
+
+def to_pil(rgb: np.ndarray, alpha: np.ndarray | None = None) -> Image.Image:
+    """uint8 (H, W, 3) [+ alpha (H, W)] -> an RGB or RGBA Pillow image."""
+    if alpha is None:
+        return Image.fromarray(rgb, "RGB")
+    return Image.fromarray(np.dstack([rgb, alpha]), "RGBA")
+
+
+def save_png_atomic(img: Image.Image, path: str | os.PathLike) -> None:
+    """Write a PNG through a uniquely named temporary file in the same folder, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png.tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            img.save(f, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_mask(path: str | os.PathLike, size: tuple[int, int]) -> np.ndarray:
+    """Read a mask image: nonzero (any channel, ignoring alpha-0 pixels) = True. ``size`` is (width, height)."""
+    rgb, alpha = load_image(path)
+    if (rgb.shape[1], rgb.shape[0]) != tuple(size):
+        raise InputError(
+            f"{path}: the mask is {rgb.shape[1]}x{rgb.shape[0]} but the image is {size[0]}x{size[1]}; "
+            "masks must have the image's size"
+        )
+    mask = rgb.max(axis=2) > 0
+    if alpha is not None:
+        mask &= alpha > 0
+    return mask

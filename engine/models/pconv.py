@@ -1,0 +1,161 @@
+"""Partial convolutions (Liu et al. 2018, "Image Inpainting for Irregular Holes Using Partial Convolutions")
+and the U-Net built from them.
+
+The usual implementation convolves a mask with as many channels as the input using a full ``C_out x C_in``
+kernel of ones, then renormalises with several ``torch.where`` calls. Here the mask has ONE channel, so its
+window sum is a ``1 -> 1`` convolution with a fixed kernel, and the renormalisation is a single multiply by a
+precomputed ratio. For a mask that is the same on every input channel the result is identical to the usual
+formulation (the channel count cancels in ``sum(1) / sum(M)``); tests prove it against a reference.
+
+Feature maps are kept at zero in holes: a partial convolution outputs exactly 0 where its window saw no valid
+pixel, and the activations used here map 0 to 0, so layers after the first need not multiply by the mask again.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+MaskCache = dict
+
+
+def mask_ratio(
+    mask: torch.Tensor, kernel_size: int, stride: int, padding: int, dilation: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Renormalisation ratio and updated mask of a partial convolution.
+
+    Args:
+        mask: float (B, 1, H, W), 1 = valid, 0 = hole (fractional values allowed: a channel-weighted mask).
+    Returns:
+        ratio (B, 1, H', W'): ``k*k / window_sum`` where the window saw something valid, else 0.
+        new_mask (B, 1, H', W'): 1 where the window saw something valid, else 0.
+    """
+    ones = mask.new_ones(1, 1, kernel_size, kernel_size)
+    window_sum = F.conv2d(mask, ones, stride=stride, padding=padding, dilation=dilation)
+    new_mask = (window_sum > 1e-6).to(mask.dtype)
+    ratio = (kernel_size * kernel_size) / window_sum.clamp(min=1e-6) * new_mask
+    return ratio, new_mask
+
+
+class PartialConv2d(nn.Conv2d):
+    """A partial convolution with a one-channel mask.
+
+    ``forward(x, mask)`` takes x float (B, C_in, H, W) and mask float (B, 1, H, W) (1 = valid) and returns
+    ``(y, new_mask)``. Set ``mask_input=True`` on a layer whose input is not already zero in the holes (the first
+    layer of a network). A ``cache`` dict shared by the layers of one forward pass lets layers of equal geometry
+    that see the same mask reuse one ratio.
+    """
+
+    def __init__(self, *args, mask_input: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.groups != 1 or self.padding_mode != "zeros" or isinstance(self.padding, str):
+            raise ValueError("PartialConv2d supports groups=1, integer padding and zero padding only")
+        if self.kernel_size[0] != self.kernel_size[1]:
+            raise ValueError("PartialConv2d needs a square kernel")
+        self.mask_input = mask_input
+
+    def forward(  # type: ignore[override]
+        self, x: torch.Tensor, mask: torch.Tensor, cache: MaskCache | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        geometry = (self.kernel_size[0], self.stride[0], self.padding[0], self.dilation[0])
+        key = (id(mask), *geometry)
+        if cache is not None and key in cache:
+            ratio, new_mask = cache[key][1:]
+        else:
+            with torch.no_grad():
+                ratio, new_mask = mask_ratio(mask, *geometry)
+            if cache is not None:
+                # keep a reference to `mask` so its id cannot be reused while the cache lives
+                cache[key] = (mask, ratio, new_mask)
+        if self.mask_input:
+            x = x * mask
+        y = F.conv2d(x, self.weight, None, self.stride, self.padding, self.dilation)
+        if self.bias is None:
+            return y * ratio, new_mask
+        # (W^T(X*M)) * ratio + b where valid, 0 in holes: ratio is already 0 in holes, the bias is masked.
+        return torch.addcmul(self.bias.view(1, -1, 1, 1) * new_mask, y, ratio), new_mask
+
+
+class PConvUNet(nn.Module):
+    """U-Net of partial convolutions for inpainting.
+
+    Input: image float (B, C, H, W) in [0, 1] and mask float (B, 1, H, W) with 1 = known pixel, 0 = hole;
+    H and W must be multiples of ``2 ** depth`` (``stride`` says so; the pipeline pads by reflection).
+    Output: float (B, C, H, W), the network's prediction everywhere (the caller keeps known pixels).
+
+    Args:
+        in_channels: 1 (grey) or 3 (RGB).
+        channels: feature channels per level, e.g. (32, 64, 64, 64): the encoder halves the resolution at each
+            level after the first; the decoder mirrors it with skip connections (nearest upsampling).
+        first_kernel: kernel size of the first layer (larger sees around thin strokes).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        channels: tuple[int, ...] = (32, 64, 64, 64, 64),
+        first_kernel: int = 5,
+    ):
+        super().__init__()
+        if len(channels) < 2:
+            raise ValueError("PConvUNet needs at least two levels of channels")
+        self.in_channels = in_channels
+        self.channels = tuple(channels)
+        self.depth = len(channels) - 1
+        self.stride = 2**self.depth
+        self.encoders = nn.ModuleList()
+        prev = in_channels
+        for level, ch in enumerate(channels):
+            if level == 0:
+                conv = PartialConv2d(prev, ch, first_kernel, 1, first_kernel // 2, mask_input=True)
+            else:
+                conv = PartialConv2d(prev, ch, 3, 2, 1)
+            self.encoders.append(conv)
+            prev = ch
+        self.decoders = nn.ModuleList()
+        for level in range(self.depth - 1, -1, -1):
+            skip = channels[level]
+            self.decoders.append(PartialConv2d(prev + skip, skip, 3, 1, 1))
+            prev = skip
+        # The output layer also sees the input image and mask (as in Liu et al.).
+        self.head = PartialConv2d(prev + in_channels, in_channels, 3, 1, 1)
+        self.act = nn.LeakyReLU(0.2)
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if image.shape[-2] % self.stride or image.shape[-1] % self.stride:
+            raise ValueError(
+                f"PConvUNet needs H and W divisible by {self.stride}, got {tuple(image.shape[-2:])}: "
+                "pad the input by reflection (engine.pipeline.tiling.pad_to_multiple) and crop the output"
+            )
+        cache: MaskCache = {}
+        feats, masks = [], []
+        x, m = image, mask
+        for conv in self.encoders:
+            x, m = conv(x, m, cache)
+            x = self.act(x)
+            feats.append(x)
+            masks.append(m)
+        for i, conv in enumerate(self.decoders):
+            level = self.depth - 1 - i
+            skip, skip_mask = feats[level], masks[level]
+            x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+            m = F.interpolate(m, scale_factor=2.0, mode="nearest")
+            m = _merge_masks(m, x.shape[1], skip_mask, skip.shape[1])
+            x, m = conv(torch.cat([x, skip], dim=1), m, cache)
+            x = self.act(x)
+        m = _merge_masks(m, x.shape[1], mask, image.shape[1])
+        x = torch.cat([x, image * mask], dim=1)
+        x, _ = self.head(x, m, cache)
+        return torch.sigmoid(x)
+
+
+def _merge_masks(mask_a: torch.Tensor, channels_a: int, mask_b: torch.Tensor, channels_b: int) -> torch.Tensor:
+    """One-channel mask of a concatenation: the channel-weighted mean of the parts' masks.
+
+    A full multi-channel mask would be ``cat([mask_a] * channels_a + [mask_b] * channels_b)``; its window sum
+    over channels equals ``(channels_a + channels_b)`` times the window sum of this mean, so the ratio is the same.
+    """
+    if mask_a is mask_b:
+        return mask_a
+    return (mask_a * channels_a + mask_b * channels_b) / (channels_a + channels_b)

@@ -1,0 +1,179 @@
+"""The clean pipeline: detect -> threshold -> grow -> flat fill -> inpaint -> paste back inside the mask.
+
+Every function here works on arrays (uint8 (H, W, 3) RGB, bool (H, W) masks, float32 (H, W) probabilities);
+files are read and written by ``engine.imageio`` and the CLI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.errors import InputError
+from engine.pipeline import masks
+from engine.pipeline.detect import detect_probability
+from engine.pipeline.fill import FlatFillOptions, flat_fill
+from engine.pipeline.inpaint import inpaint as inpaint_holes
+
+Progress = Callable[[str, float], None]
+
+
+@dataclass(frozen=True)
+class CleanOptions:
+    """What a user can set. Sizes are in pixels of the input page."""
+
+    threshold: float = 0.5        # text probability at which a pixel is text
+    grow_px: int = 4              # the text mask is grown by this much before erasing
+    detect_short_side: int = 1024  # pages are detected with their shorter side scaled to at most this
+    flat_tolerance: int = 12      # flat fill: levels a ring pixel may differ from the ring's colour
+    flat_fraction: float = 0.97   # flat fill: share of the ring that must be that colour
+    use_flat_fill: bool = True
+    context_px: int = 48          # inpainting: known pixels around each region in its crop
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.threshold < 1.0:
+            raise InputError(f"threshold must be between 0 and 1, got {self.threshold}")
+        if not 0 <= self.grow_px <= 64:
+            raise InputError(f"grow must be between 0 and 64 pixels, got {self.grow_px}")
+        if not 64 <= self.detect_short_side <= 8192:
+            raise InputError(f"detect_short_side must be between 64 and 8192, got {self.detect_short_side}")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any] | None) -> CleanOptions:
+        """Options from a plain dict (server requests); unknown keys are an error that lists the valid ones."""
+        values = dict(values or {})
+        names = {f.name: f.type for f in fields(cls)}
+        unknown = sorted(set(values) - set(names))
+        if unknown:
+            raise InputError(f"unknown option(s) {', '.join(unknown)}; valid options: {', '.join(names)}")
+        try:
+            return cls(**values)
+        except TypeError as e:
+            raise InputError(f"bad options: {e}") from e
+
+
+@dataclass
+class CleanResult:
+    image: np.ndarray        # uint8 (H, W, 3): the cleaned page
+    text_mask: np.ndarray    # bool (H, W): the tight text mask
+    grown_mask: np.ndarray   # bool (H, W): the pixels that were allowed to change
+
+
+def check_rgb(rgb: np.ndarray) -> None:
+    if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        got = f"{rgb.dtype} {rgb.shape}" if isinstance(rgb, np.ndarray) else type(rgb).__name__
+        raise InputError(f"the engine takes uint8 (H, W, 3) RGB images, got {got}")
+    if rgb.shape[0] == 0 or rgb.shape[1] == 0:
+        raise InputError(f"the image has zero size ({rgb.shape[1]}x{rgb.shape[0]})")
+
+
+def check_mask(mask: np.ndarray, rgb: np.ndarray, what: str = "mask") -> None:
+    if not isinstance(mask, np.ndarray) or mask.dtype != bool or mask.shape != rgb.shape[:2]:
+        got = f"{mask.dtype} {mask.shape}" if isinstance(mask, np.ndarray) else type(mask).__name__
+        raise InputError(f"the {what} must be bool {rgb.shape[:2]} like the image, got {got}")
+
+
+def _stage(progress: Progress | None, name: str, start: float, end: float) -> Callable[[float], None] | None:
+    if progress is None:
+        return None
+    return lambda f: progress(name, start + (end - start) * f)
+
+
+class Engine:
+    """The loaded models and the operations on pages. Build it with ``Engine.load``."""
+
+    def __init__(self, textseg=None, inpainter=None, weights_dir: Path | None = None):
+        self.textseg = textseg
+        self.inpainter = inpainter
+        self.weights_dir = weights_dir
+
+    @classmethod
+    def load(cls, weights_dir: Path | None = None, roles: tuple[str, ...] = ("textseg", "inpaint")) -> Engine:
+        """Load the models of ``roles`` from a weights folder (default: the shipped weights).
+
+        Raises WeightsError naming the file and the fix when a model is missing or corrupt. A role not asked
+        for is loaded when first needed.
+        """
+        engine = cls(weights_dir=weights_dir)
+        for role in roles:
+            engine._model(role)
+        return engine
+
+    def _model(self, role: str):
+        import torch
+
+        from engine.weights import load_model
+
+        attr = {"textseg": "textseg", "inpaint": "inpainter"}[role]
+        model = getattr(self, attr)
+        if model is None:
+            model = load_model(role, self.weights_dir)
+            if role == "textseg":
+                model = model.to(memory_format=torch.channels_last)
+            setattr(self, attr, model)
+        return model
+
+    def detect(self, rgb: np.ndarray, options: CleanOptions = CleanOptions(), progress: Progress | None = None):
+        """Text probability float32 (H, W) in [0, 1] of a uint8 (H, W, 3) page."""
+        check_rgb(rgb)
+        return detect_probability(
+            self._model("textseg"), rgb, short_side=options.detect_short_side,
+            progress=_stage(progress, "detect", 0.0, 1.0),
+        )
+
+    def text_mask(self, rgb: np.ndarray, options: CleanOptions = CleanOptions(), progress: Progress | None = None):
+        """The tight text mask bool (H, W) of a page."""
+        return masks.threshold(self.detect(rgb, options, progress), options.threshold)
+
+    def inpaint(
+        self,
+        rgb: np.ndarray,
+        hole: np.ndarray,
+        options: CleanOptions = CleanOptions(),
+        progress: Progress | None = None,
+    ) -> np.ndarray:
+        """Fill ``hole`` (bool (H, W), used as given): flat fill where the ring is flat, the model elsewhere.
+
+        Returns uint8 (H, W, 3), byte-identical to ``rgb`` outside ``hole``.
+        """
+        check_rgb(rgb)
+        check_mask(hole, rgb, "hole mask")
+        out, filled = rgb, np.zeros_like(hole)
+        if options.use_flat_fill:
+            flat = FlatFillOptions(tolerance=options.flat_tolerance, min_flat_fraction=options.flat_fraction)
+            out, filled = flat_fill(rgb, hole, flat)
+        rest = hole & ~filled
+        if rest.any():
+            out = inpaint_holes(self._model("inpaint"), out, rest, context=options.context_px,
+                                progress=_stage(progress, "inpaint", 0.0, 1.0))
+        # the invariant, enforced rather than hoped for: nothing outside the hole changes
+        return np.where(hole[:, :, None], out, rgb)
+
+    def clean(
+        self,
+        rgb: np.ndarray,
+        options: CleanOptions = CleanOptions(),
+        text_mask: np.ndarray | None = None,
+        progress: Progress | None = None,
+    ) -> CleanResult:
+        """Detect (unless ``text_mask`` is given), grow, and erase the text of a page."""
+        check_rgb(rgb)
+        if text_mask is None:
+            prob = detect_probability(
+                self._model("textseg"), rgb, short_side=options.detect_short_side,
+                progress=_stage(progress, "detect", 0.0, 0.6),
+            )
+            text_mask = masks.threshold(prob, options.threshold)
+        else:
+            check_mask(text_mask, rgb, "text mask")
+        grown = masks.grow(text_mask, options.grow_px)
+        erase_progress = None if progress is None else (lambda stage, f: progress(stage, 0.6 + 0.4 * f))
+        cleaned = self.inpaint(rgb, grown, options, progress=erase_progress)
+        return CleanResult(image=cleaned, text_mask=text_mask, grown_mask=grown)
+
+
+__all__ = ["CleanOptions", "CleanResult", "Engine", "check_rgb", "check_mask"]

@@ -1,0 +1,70 @@
+"""Text detection over a page of any size: grey working image, tiles with margins, probability map."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from PIL import Image
+
+from engine.pipeline.tiling import pad_to_multiple, tiled_apply
+
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def to_grey(rgb: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, 3) -> uint8 (H, W) luma (ITU-R BT.601)."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"expected uint8 (H, W, 3), got {rgb.dtype} {rgb.shape}")
+    if (rgb[:, :, 0] == rgb[:, :, 1]).all() and (rgb[:, :, 1] == rgb[:, :, 2]).all():
+        return rgb[:, :, 0].copy()
+    return np.clip(np.rint(rgb.astype(np.float32) @ LUMA), 0, 255).astype(np.uint8)
+
+
+def working_scale(height: int, width: int, short_side: int) -> float:
+    """Scale at which the page is detected: its shorter side at most ``short_side`` (never upscaled).
+
+    The model was trained on pages lettered at the size of a ~1000 px wide page; a webtoon strip 800 px wide
+    and 20000 px long is detected at full size (in tiles).
+    """
+    return min(1.0, short_side / min(height, width))
+
+
+def predict_probability(model: torch.nn.Module, grey: np.ndarray) -> np.ndarray:
+    """Run the segmentation model on one uint8 (h, w) window -> float32 (h, w) text probability."""
+    x = torch.from_numpy(grey).to(torch.float32).div_(255.0)[None, None]
+    x, (h, w) = pad_to_multiple(x, model.stride)
+    x = x.contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        logits = model(x)
+    return torch.sigmoid(logits[0, 0, :h, :w]).numpy()
+
+
+def detect_probability(
+    model: torch.nn.Module,
+    rgb: np.ndarray,
+    short_side: int = 1024,
+    tile: int = 1024,
+    margin: int = 96,
+    progress: Callable[[float], None] | None = None,
+) -> np.ndarray:
+    """Text probability of every pixel of an RGB page.
+
+    Args:
+        rgb: uint8 (H, W, 3).
+        short_side: the page is detected with its shorter side scaled down to at most this.
+        tile, margin: window core size and context margin at the working scale (memory stays bounded).
+    Returns:
+        float32 (H, W) in [0, 1].
+    """
+    grey = to_grey(rgb)
+    height, width = grey.shape
+    scale = working_scale(height, width, short_side)
+    if scale < 1.0:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        grey = np.asarray(Image.fromarray(grey).resize(size, Image.Resampling.LANCZOS))
+    prob = tiled_apply(lambda window: predict_probability(model, window), grey, tile, margin, progress)
+    if scale < 1.0:
+        prob = np.asarray(Image.fromarray(prob, "F").resize((width, height), Image.Resampling.BILINEAR))
+    return np.clip(prob, 0.0, 1.0).astype(np.float32, copy=False)

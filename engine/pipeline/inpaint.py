@@ -1,0 +1,74 @@
+"""Inpainting of masked regions with the partial-convolution U-Net, on padded crops pasted back in the mask."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from engine.pipeline.masks import Box, expand_box, merge_boxes, regions
+from engine.pipeline.tiling import pad_to_multiple, tiled_apply
+
+
+def crop_boxes(hole: np.ndarray, context: int) -> list[Box]:
+    """Non-overlapping crops, each holding whole hole regions plus ``context`` pixels around them."""
+    height, width = hole.shape
+    _, boxes = regions(hole)
+    return merge_boxes([expand_box(b, context, height, width) for b in boxes])
+
+
+def predict_crop(model: torch.nn.Module, rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """Run the U-Net on one crop: uint8 (h, w, 3) + bool (h, w) -> uint8 (h, w, 3) prediction everywhere."""
+    image = torch.from_numpy(rgb).to(torch.float32).div_(255.0).permute(2, 0, 1)[None]
+    known = torch.from_numpy(~hole).to(torch.float32)[None, None]
+    image, (h, w) = pad_to_multiple(image, model.stride)
+    known, _ = pad_to_multiple(known, model.stride)
+    with torch.inference_mode():
+        pred = model(image * known, known)[0, :, :h, :w]
+        out = pred.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():
+        # a grey crop stays grey: no colour tint from the network
+        grey = np.rint(out.astype(np.float32).mean(axis=2)).astype(np.uint8)
+        out = np.repeat(grey[:, :, None], 3, axis=2)
+    return out
+
+
+def inpaint(
+    model: torch.nn.Module,
+    rgb: np.ndarray,
+    hole: np.ndarray,
+    context: int = 48,
+    max_window: int = 768,
+    margin: int = 64,
+    progress: Callable[[float], None] | None = None,
+) -> np.ndarray:
+    """Fill the pixels of ``hole`` from their surroundings.
+
+    Args:
+        rgb: uint8 (H, W, 3). hole: bool (H, W), True = to fill.
+        context: known pixels kept around each region in its crop.
+        max_window, margin: crops larger than ``max_window`` are processed in windows with this margin.
+    Returns:
+        uint8 (H, W, 3): equal to ``rgb`` outside ``hole``.
+    """
+    out = rgb.copy()
+    boxes = crop_boxes(hole, context)
+    total = sum((b[2] - b[0]) * (b[3] - b[1]) for b in boxes) or 1
+    done = 0
+    for y0, x0, y1, x1 in boxes:
+        crop_rgb, crop_hole = rgb[y0:y1, x0:x1], hole[y0:y1, x0:x1]
+        if max(y1 - y0, x1 - x0) <= max_window:
+            pred = predict_crop(model, crop_rgb, crop_hole)
+        else:
+            stacked = np.dstack([crop_rgb, crop_hole.view(np.uint8)])
+            pred = tiled_apply(
+                lambda w: predict_crop(model, np.ascontiguousarray(w[..., :3]), w[..., 3].astype(bool)),
+                stacked, max_window - 2 * margin, margin,
+            )
+        region = out[y0:y1, x0:x1]
+        region[crop_hole] = pred[crop_hole]
+        done += (y1 - y0) * (x1 - x0)
+        if progress is not None:
+            progress(done / total)
+    return out

@@ -1,0 +1,1 @@
+"""Training: resumable loops that write config, weights and the git commit together."""

@@ -1,0 +1,143 @@
+"""Shipped weights: safetensors files listed in ``manifest.json`` with their sha256 and architecture.
+
+The manifest maps a role (``textseg``, ``inpaint``) to one entry::
+
+    {"name": "textseg.mnv2_w10.v1", "file": "textseg.mnv2_w10.v1.safetensors", "sha256": "...",
+     "arch": "textseg", "kwargs": {...}, "training": {...}, "metrics": {...}}
+
+Loading checks the hash first; a missing or corrupt file is a ``WeightsError`` that names the file and what to do.
+No pickle: tensors come from safetensors and the rest from JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from engine.errors import WeightsError
+
+SHIPPED_DIR = Path(__file__).resolve().parent
+MANIFEST_NAME = "manifest.json"
+ROLES = {"textseg": "text detection", "inpaint": "inpainting"}
+
+
+def default_weights_dir() -> Path:
+    """The shipped weights folder, or ``$KESU_WEIGHTS_DIR`` when set."""
+    env = os.environ.get("KESU_WEIGHTS_DIR")
+    return Path(env) if env else SHIPPED_DIR
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_manifest(folder: Path | None = None) -> dict[str, Any]:
+    """The manifest of a weights folder ({} when the folder has none)."""
+    folder = Path(folder) if folder else default_weights_dir()
+    path = folder / MANIFEST_NAME
+    if not path.exists():
+        return {}
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise WeightsError(f"the weights manifest {path} cannot be read ({e}); reinstall Kesu") from e
+    if not isinstance(manifest, dict):
+        raise WeightsError(f"the weights manifest {path} is not a JSON object; reinstall Kesu")
+    return manifest
+
+
+def installed_roles(folder: Path | None = None) -> dict[str, dict[str, Any]]:
+    """Role -> manifest entry of every model listed in the folder's manifest."""
+    return {role: entry for role, entry in read_manifest(folder).items() if role in ROLES}
+
+
+def manifest_entry(role: str, folder: Path | None = None) -> dict[str, Any]:
+    folder = Path(folder) if folder else default_weights_dir()
+    entry = read_manifest(folder).get(role)
+    if entry is None:
+        raise WeightsError(
+            f"no {ROLES.get(role, role)} weights are installed (no {role!r} entry in {folder / MANIFEST_NAME}); "
+            f"train them with `kesu train {role}` and release them into that folder, or install a Kesu release "
+            "that ships them"
+        )
+    return entry
+
+
+def load_model(role: str, folder: Path | None = None):
+    """Build the model of ``role`` and load its weights, verifying the sha256. Returns the model in eval mode."""
+    from safetensors.torch import load_file
+
+    from engine.models import build_model
+
+    folder = Path(folder) if folder else default_weights_dir()
+    entry = manifest_entry(role, folder)
+    path = folder / entry["file"]
+    if not path.is_file():
+        raise WeightsError(f"the weights file {path} is missing; reinstall Kesu (or restore the file)")
+    actual = sha256_of(path)
+    if actual != entry.get("sha256"):
+        raise WeightsError(
+            f"the weights file {path} is corrupt (sha256 {actual[:12]}... does not match the manifest); "
+            "reinstall Kesu (or restore the file)"
+        )
+    try:
+        tensors = load_file(str(path))
+    except Exception as e:  # safetensors raises its own error types for bad headers/data
+        raise WeightsError(f"the weights file {path} cannot be read ({e}); reinstall Kesu") from e
+    model = build_model(entry["arch"], **entry.get("kwargs", {}))
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as e:
+        first = str(e).splitlines()[0]
+        raise WeightsError(
+            f"the weights file {path} does not fit the {entry['arch']} model ({first}); reinstall Kesu"
+        ) from e
+    return model.eval()
+
+
+def save_weights(
+    model,
+    role: str,
+    name: str,
+    arch: str,
+    kwargs: dict[str, Any],
+    folder: Path,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``<name>.safetensors`` into ``folder`` and record it as ``role`` in the folder's manifest."""
+    from safetensors.torch import save_file
+
+    if role not in ROLES:
+        raise ValueError(f"unknown weights role {role!r}; valid roles: {', '.join(ROLES)}")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.safetensors"
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(path), metadata={"name": name, "arch": arch})
+    manifest = read_manifest(folder)
+    manifest[role] = {
+        "name": name,
+        "file": path.name,
+        "sha256": sha256_of(path),
+        "arch": arch,
+        "kwargs": kwargs,
+        **(extra or {}),
+    }
+    _write_json_atomic(folder / MANIFEST_NAME, manifest)
+    return path
+
+
+def _write_json_atomic(path: Path, data: Any) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)

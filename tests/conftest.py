@@ -1,0 +1,37 @@
+"""Shared fixtures: tiny random-initialised weights folders (no real weights needed for the fast tests)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+TINY_TEXTSEG = {"in_channels": 1, "width": 0.35, "rfb_channels": 32, "decoder_channels": 16}
+TINY_UNET = {"in_channels": 3, "channels": [8, 16, 16], "first_kernel": 3}
+
+
+def make_tiny_weights(folder, seed: int = 0, text_bias: float | None = None):
+    """Write a weights folder with tiny random models. ``text_bias`` forces the detector's output logit."""
+    from engine.models import build_model
+    from engine.weights import save_weights
+
+    torch.manual_seed(seed)
+    seg = build_model("textseg", **TINY_TEXTSEG)
+    if text_bias is not None:
+        with torch.no_grad():
+            seg.decoder.head.weight.zero_()
+            seg.decoder.head.bias.fill_(text_bias)
+    save_weights(seg, "textseg", "textseg.tiny.test", "textseg", TINY_TEXTSEG, folder)
+    save_weights(build_model("pconv_unet", **TINY_UNET), "inpaint", "inpaint.tiny.test", "pconv_unet",
+                 TINY_UNET, folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory):
+    return make_tiny_weights(tmp_path_factory.mktemp("weights"))
+
+
+@pytest.fixture()
+def rng():
+    return np.random.default_rng(1234)

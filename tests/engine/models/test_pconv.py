@@ -1,0 +1,94 @@
+import pytest
+import torch
+
+from engine.models.pconv import PartialConv2d, PConvUNet, _merge_masks, mask_ratio
+from engine.models.pconv_reference import reference_partial_conv
+
+
+def _inputs(b=2, c=5, h=17, w=13, seed=0, hole_fraction=0.4):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(b, c, h, w, generator=g, dtype=torch.float64)
+    mask = (torch.rand(b, 1, h, w, generator=g, dtype=torch.float64) > hole_fraction).to(torch.float64)
+    mask[0, :, 3:12, 2:11] = 0  # a big hole so that some windows see nothing
+    return x, mask
+
+
+@pytest.mark.parametrize(
+    "kernel,stride,padding,dilation,bias",
+    [(3, 1, 1, 1, True), (3, 2, 1, 1, True), (5, 1, 2, 1, False), (3, 1, 2, 2, True), (7, 2, 3, 1, True)],
+)
+def test_matches_reference_outputs_and_gradients(kernel, stride, padding, dilation, bias):
+    x, mask = _inputs()
+    conv = PartialConv2d(5, 4, kernel, stride, padding, dilation=dilation, bias=bias, mask_input=True).double()
+    x1 = x.clone().requires_grad_(True)
+    y, new_mask = conv(x1, mask)
+    y.sum().backward()
+    grads = [x1.grad.clone(), conv.weight.grad.clone()] + ([conv.bias.grad.clone()] if bias else [])
+
+    conv.zero_grad()
+    x2 = x.clone().requires_grad_(True)
+    y_ref, mask_ref = reference_partial_conv(x2, mask.expand_as(x).contiguous(), conv.weight, conv.bias,
+                                             stride, padding, dilation)
+    y_ref.sum().backward()
+    ref_grads = [x2.grad, conv.weight.grad] + ([conv.bias.grad] if bias else [])
+
+    assert torch.allclose(y, y_ref, atol=1e-5, rtol=0)
+    assert torch.equal(new_mask.expand_as(mask_ref), mask_ref)
+    assert (new_mask == 0).any(), "the test should include windows that see only holes"
+    for g, g_ref in zip(grads, ref_grads):
+        assert torch.allclose(g, g_ref, atol=1e-5, rtol=0)
+
+
+def test_zero_in_holes_and_bias_masked():
+    conv = PartialConv2d(1, 2, 3, 1, 1)
+    with torch.no_grad():
+        conv.bias.fill_(5.0)
+    x = torch.ones(1, 1, 9, 9)
+    mask = torch.ones(1, 1, 9, 9)
+    mask[..., 2:7, 2:7] = 0
+    y, new_mask = conv(x * mask, mask)
+    assert y[0, :, 4, 4].abs().max() == 0  # centre window saw only holes
+    assert new_mask[0, 0, 4, 4] == 0 and new_mask[0, 0, 2, 2] == 1
+
+
+def test_ratio_hand_computed():
+    mask = torch.tensor([[[[1.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]]])
+    ratio, new_mask = mask_ratio(mask, 3, 1, 1, 1)
+    # corner window (0,0) sees 1 valid of 9 -> ratio 9; (2,2) sees none -> 0
+    assert ratio[0, 0, 0, 0] == pytest.approx(9.0)
+    assert ratio[0, 0, 2, 2] == 0 and new_mask[0, 0, 2, 2] == 0
+    assert new_mask[0, 0, 1, 1] == 1
+
+
+def test_merged_mask_equals_multichannel_concatenation():
+    x_a, mask_a = _inputs(c=3, seed=1)
+    x_b, mask_b = _inputs(c=6, seed=2)
+    x_a, x_b = x_a * mask_a, x_b * mask_b
+    conv = PartialConv2d(9, 4, 3, 1, 1).double()
+    merged = _merge_masks(mask_a, 3, mask_b, 6)
+    y, _ = conv(torch.cat([x_a, x_b], 1), merged)
+    multi = torch.cat([mask_a.expand_as(x_a), mask_b.expand_as(x_b)], 1)
+    y_ref, _ = reference_partial_conv(torch.cat([x_a, x_b], 1), multi, conv.weight, conv.bias, 1, 1)
+    assert torch.allclose(y, y_ref, atol=1e-8)
+
+
+def test_rejects_unsupported_configuration():
+    with pytest.raises(ValueError, match="groups=1"):
+        PartialConv2d(4, 4, 3, groups=2)
+
+
+def test_unet_shapes_and_gradients():
+    net = PConvUNet(3, (8, 16, 16), first_kernel=3)
+    image = torch.rand(2, 3, 32, 48)
+    mask = torch.ones(2, 1, 32, 48)
+    mask[:, :, 8:20, 10:30] = 0
+    out = net(image * mask, mask)
+    assert out.shape == image.shape and out.min() >= 0 and out.max() <= 1
+    out.mean().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
+
+
+def test_unet_refuses_odd_size_with_the_fix():
+    net = PConvUNet(3, (8, 16, 16))
+    with pytest.raises(ValueError, match="pad the input"):
+        net(torch.rand(1, 3, 30, 32), torch.ones(1, 1, 30, 32))

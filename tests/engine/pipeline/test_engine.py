@@ -1,0 +1,117 @@
+import numpy as np
+import pytest
+
+from engine.errors import InputError
+from engine.pipeline import CleanOptions, Engine
+from engine.pipeline.detect import detect_probability, to_grey, working_scale
+from tests.conftest import make_tiny_weights
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    return Engine.load(make_tiny_weights(tmp_path_factory.mktemp("w")))
+
+
+def _page(rng, h=120, w=160):
+    page = np.full((h, w, 3), 245, np.uint8)
+    page[::7] = 30                                           # hatching (not flat)
+    page[20:60, 20:100] = 250                                # a balloon
+    page[35:45, 30:90] = 0                                   # "text" in the balloon
+    art = page[h * 2 // 3 : h * 2 // 3 + 20, w // 4 : w - 10]
+    art[:] = rng.integers(0, 256, art.shape, dtype=np.uint8)  # textured art
+    return page
+
+
+def test_pixels_outside_the_grown_mask_are_byte_identical(engine, rng):
+    page = _page(rng)
+    text = np.zeros(page.shape[:2], bool)
+    text[35:45, 30:90] = True                                # flat-filled region
+    text[82:95, 60:120] = True                               # model-inpainted region
+    result = engine.clean(page, CleanOptions(grow_px=3), text_mask=text)
+    outside = ~result.grown_mask
+    assert np.array_equal(result.image[outside], page[outside])
+    assert result.grown_mask[34, 29] and not result.grown_mask[30, 30]
+    assert (result.image[38, 40] == 250).all()               # the balloon text became balloon white
+    assert np.array_equal(result.text_mask, text)
+
+
+def test_inpaint_changes_only_the_hole(engine, rng):
+    page = rng.integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    hole = np.zeros((64, 96), bool)
+    hole[10:30, 20:70] = True
+    out = engine.inpaint(page, hole)
+    assert np.array_equal(out[~hole], page[~hole])
+    assert out.dtype == np.uint8 and out.shape == page.shape
+
+
+def test_grey_page_stays_grey(engine, rng):
+    grey = rng.integers(0, 256, (48, 64), dtype=np.uint8)
+    page = np.repeat(grey[:, :, None], 3, axis=2)
+    hole = np.zeros((48, 64), bool)
+    hole[10:20, 10:40] = True
+    out = engine.inpaint(page, hole)
+    assert (out[..., 0] == out[..., 1]).all() and (out[..., 1] == out[..., 2]).all()
+
+
+def test_detect_shapes_and_range(engine, rng):
+    page = _page(rng, 100, 130)
+    prob = engine.detect(page)
+    assert prob.shape == (100, 130) and prob.dtype == np.float32
+    assert 0.0 <= prob.min() and prob.max() <= 1.0
+
+
+def test_tiled_detection_matches_untiled(engine, rng):
+    page = _page(rng, 200, 232)
+    untiled = detect_probability(engine.textseg, page, tile=4096, margin=0)
+    tiled = detect_probability(engine.textseg, page, tile=64, margin=96)
+    assert np.abs(tiled - untiled).max() < 1e-4
+
+
+def test_detection_scales_large_pages_down_and_keeps_strips_full_size():
+    assert working_scale(2339, 1654, 1024) == pytest.approx(1024 / 1654)
+    assert working_scale(20000, 800, 1024) == 1.0
+    assert working_scale(300, 200, 1024) == 1.0
+
+
+def test_long_strip_runs_in_tiles(engine, rng):
+    strip = np.full((3000, 80, 3), 255, np.uint8)
+    seen = []
+    prob = detect_probability(engine.textseg, strip, tile=256, margin=32, progress=seen.append)
+    assert prob.shape == (3000, 80) and len(seen) == 12
+
+
+def test_forced_text_model_masks_everything(tmp_path, rng):
+    engine = Engine.load(make_tiny_weights(tmp_path, text_bias=10.0))
+    page = _page(rng, 64, 64)
+    mask = engine.text_mask(page)
+    assert mask.all()
+
+
+def test_bad_inputs_are_refused(engine):
+    with pytest.raises(InputError, match="uint8 \\(H, W, 3\\)"):
+        engine.detect(np.zeros((4, 4), np.uint8))
+    with pytest.raises(InputError, match="must be bool"):
+        engine.inpaint(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 5), bool))
+    with pytest.raises(InputError, match="threshold"):
+        CleanOptions(threshold=2.0)
+    with pytest.raises(InputError, match="valid options"):
+        CleanOptions.from_dict({"treshold": 0.4})
+
+
+def test_progress_is_reported_and_can_cancel(engine, rng):
+    from engine.errors import CancelledError
+
+    stages = []
+    engine.clean(_page(rng), progress=lambda stage, f: stages.append((stage, f)))
+    assert stages and stages[-1][1] <= 1.0 and stages[0][0] == "detect"
+
+    def cancel(stage, fraction):
+        raise CancelledError("cancelled by the user")
+
+    with pytest.raises(CancelledError):
+        engine.clean(_page(rng), progress=cancel)
+
+
+def test_to_grey():
+    rgb = np.array([[[255, 0, 0], [10, 10, 10]]], np.uint8)
+    assert to_grey(rgb).tolist() == [[76, 10]]

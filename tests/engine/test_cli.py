@@ -1,0 +1,122 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine.cli import expand_inputs, main
+from tests.conftest import make_tiny_weights
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    return str(make_tiny_weights(tmp_path_factory.mktemp("w"), text_bias=10.0))
+
+
+def _page(path, size=(40, 32), value=200):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((size[1], size[0], 3), value, np.uint8)).save(path)
+    return path
+
+
+def test_version_does_not_import_torch():
+    code = "import sys; from engine.cli import main\ntry: main(['--version'])\nexcept SystemExit: pass\n" \
+           "print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "kesu 0.1.0" in out.stdout and out.stdout.strip().endswith("False")
+
+
+def test_without_weights_says_so_plainly(tmp_path, capsys):
+    page = _page(tmp_path / "a.png")
+    rc = main(["clean", str(page), "-o", str(tmp_path / "out"), "--weights-dir", str(tmp_path / "none")])
+    assert rc == 1
+    assert "no text detection weights are installed" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "a.png").exists()
+
+
+def test_detect_writes_tight_mask_with_the_input_size(tmp_path, weights):
+    page = _page(tmp_path / "in" / "p1.png", (37, 29))
+    out = tmp_path / "out"
+    assert main(["detect", str(page), "-o", str(out), "--weights-dir", weights, "--prob", "-q"]) == 0
+    mask = Image.open(out / "p1.mask.png")
+    assert mask.mode == "L" and mask.size == (37, 29) and set(np.unique(np.asarray(mask))) == {255}
+    assert Image.open(out / "p1.prob.png").size == (37, 29)
+
+
+def test_clean_skip_overwrite_and_save_mask(tmp_path, weights, capsys):
+    page = _page(tmp_path / "p.png")
+    out = tmp_path / "out"
+    args = ["clean", str(page), "-o", str(out), "--weights-dir", weights, "--save-mask"]
+    assert main(args) == 0
+    assert (out / "p.png").exists() and (out / "p.mask.png").exists()
+    (out / "p.png").write_bytes(b"sentinel")
+    assert main(args) == 0
+    assert (out / "p.png").read_bytes() == b"sentinel"
+    assert "1 skipped" in capsys.readouterr().err
+    assert main(args + ["--overwrite"]) == 0
+    assert Image.open(out / "p.png").size == (40, 32)
+
+
+def test_bad_file_is_reported_and_the_rest_processed(tmp_path, weights, capsys):
+    folder = tmp_path / "chapter"
+    _page(folder / "001.png")
+    (folder / "002.png").write_text("not an image")
+    _page(folder / "003.png")
+    out = tmp_path / "out"
+    rc = main(["detect", str(folder), "-o", str(out), "--weights-dir", weights])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "002.png: not an image" in err and "2 done, 1 failed" in err
+    assert (out / "001.mask.png").exists() and (out / "003.mask.png").exists()
+
+
+def test_folders_recursive_keep_their_structure(tmp_path, weights):
+    _page(tmp_path / "book" / "ch1" / "01.png")
+    _page(tmp_path / "book" / "ch2" / "01.png")
+    _page(tmp_path / "book" / "ch2" / "01.mask.png")  # Kesu's own output is not a page
+    out = tmp_path / "out"
+    assert main(["detect", str(tmp_path / "book"), "-r", "-o", str(out), "--weights-dir", weights, "-q"]) == 0
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == [
+        "ch1/01.mask.png", "ch2/01.mask.png"]
+
+
+def test_folder_without_recursion_hints_at_r(tmp_path, capsys):
+    _page(tmp_path / "book" / "ch1" / "01.png")
+    jobs, errors = expand_inputs([str(tmp_path / "book")], recursive=False)
+    assert not jobs and "pass -r" in errors[0]
+
+
+def test_globs_and_missing_inputs(tmp_path):
+    _page(tmp_path / "a1.png")
+    _page(tmp_path / "a2.jpg")
+    jobs, errors = expand_inputs([str(tmp_path / "a*"), str(tmp_path / "zzz.png")], recursive=False)
+    assert [j.source.name for j in jobs] == ["a1.png", "a2.jpg"]
+    assert errors == [f"{tmp_path / 'zzz.png'}: no such file or folder"]
+
+
+def test_same_output_name_is_refused_not_overwritten(tmp_path, weights, capsys):
+    a, b = _page(tmp_path / "x" / "p.png", value=10), _page(tmp_path / "y" / "p.png", value=20)
+    rc = main(["detect", str(a), str(b), "-o", str(tmp_path / "out"), "--weights-dir", weights])
+    assert rc == 1 and "same output name" in capsys.readouterr().err
+
+
+def test_inpaint_reads_the_mask_beside_the_page(tmp_path, weights, capsys):
+    page = _page(tmp_path / "p.png")
+    mask = np.zeros((32, 40), np.uint8)
+    mask[10:20, 10:30] = 255
+    Image.fromarray(mask).save(tmp_path / "p.mask.png")
+    out = tmp_path / "out"
+    assert main(["inpaint", str(page), "-o", str(out), "--weights-dir", weights, "-q"]) == 0
+    cleaned = np.asarray(Image.open(out / "p.png"))
+    assert (cleaned[mask == 0] == 200).all()
+    _page(tmp_path / "q.png")
+    assert main(["inpaint", str(tmp_path / "q.png"), "-o", str(out), "--weights-dir", weights]) == 1
+    assert "no mask" in capsys.readouterr().err
+
+
+def test_usage_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["clean"])
+    assert e.value.code == 2
+    assert main([]) == 2

@@ -1,0 +1,118 @@
+import io
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine.errors import InputError
+from engine.imageio import MAX_PIXELS, load_image, load_mask, normalise
+
+
+def _save(tmp_path, img, name="page.png", **kwargs):
+    path = tmp_path / name
+    img.save(path, **kwargs)
+    return path
+
+
+def test_rgb_round_trip(tmp_path, rng):
+    arr = rng.integers(0, 256, (7, 5, 3), dtype=np.uint8)
+    rgb, alpha = load_image(_save(tmp_path, Image.fromarray(arr)))
+    assert rgb.dtype == np.uint8 and rgb.shape == (7, 5, 3) and alpha is None
+    assert np.array_equal(rgb, arr)
+
+
+def test_rgba_keeps_alpha(tmp_path, rng):
+    arr = rng.integers(0, 256, (4, 6, 4), dtype=np.uint8)
+    rgb, alpha = load_image(_save(tmp_path, Image.fromarray(arr, "RGBA")))
+    assert np.array_equal(rgb, arr[..., :3]) and np.array_equal(alpha, arr[..., 3])
+
+
+@pytest.mark.parametrize("mode", ["L", "1"])
+def test_grey_becomes_three_equal_channels(tmp_path, mode):
+    img = Image.fromarray(np.array([[0, 255], [255, 0]], dtype=np.uint8)).convert(mode)
+    rgb, alpha = load_image(_save(tmp_path, img))
+    assert alpha is None and rgb.shape == (2, 2, 3)
+    assert np.array_equal(rgb[..., 0], [[0, 255], [255, 0]]) and (rgb[..., 0] == rgb[..., 2]).all()
+
+
+def test_la_keeps_alpha(tmp_path):
+    img = Image.fromarray(np.dstack([np.full((2, 2), 90, np.uint8), np.array([[0, 255], [128, 7]], np.uint8)]),
+                          "LA")
+    rgb, alpha = load_image(_save(tmp_path, img))
+    assert (rgb == 90).all() and np.array_equal(alpha, [[0, 255], [128, 7]])
+
+
+def test_palette_with_transparency(tmp_path):
+    img = Image.new("P", (3, 1))
+    img.putpalette([255, 0, 0, 0, 255, 0] + [0] * 762)
+    img.putdata([0, 1, 0])
+    img.info["transparency"] = 1
+    rgb, alpha = load_image(_save(tmp_path, img, transparency=1))
+    assert rgb[0, 0].tolist() == [255, 0, 0] and alpha.tolist() == [[255, 0, 255]]
+
+
+def test_sixteen_bit_grey_keeps_the_high_byte(tmp_path):
+    arr = np.array([[0, 65535], [257 * 100, 257 * 7]], dtype=np.uint16)
+    img = Image.fromarray(arr)
+    assert img.mode.startswith("I;16")
+    rgb, _ = load_image(_save(tmp_path, img))
+    assert rgb[..., 0].tolist() == [[0, 255], [100, 7]]
+
+
+def test_cmyk_is_converted(tmp_path):
+    img = Image.new("CMYK", (2, 2), (0, 0, 0, 0))
+    rgb, alpha = load_image(_save(tmp_path, img, name="page.jpg", quality=100))
+    assert alpha is None and (rgb > 240).all()
+
+
+def test_not_an_image(tmp_path):
+    path = tmp_path / "notes.png"
+    path.write_text("hello")
+    with pytest.raises(InputError, match="not an image Kesu can read"):
+        load_image(path)
+
+
+def test_empty_file(tmp_path):
+    path = tmp_path / "empty.png"
+    path.write_bytes(b"")
+    with pytest.raises(InputError, match="empty"):
+        load_image(path)
+
+
+def test_truncated_file(tmp_path, rng):
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(buf, "PNG")
+    path = tmp_path / "cut.png"
+    path.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    with pytest.raises(InputError, match="damaged or truncated"):
+        load_image(path)
+
+
+def test_decompression_bomb_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr("engine.imageio.MAX_PIXELS", 100)
+    path = _save(tmp_path, Image.new("L", (20, 20)))
+    with pytest.raises(InputError, match="too large"):
+        load_image(path)
+
+
+def test_zero_size_and_unsupported_mode():
+    with pytest.raises(InputError, match="zero size"):
+        normalise(SimpleNamespace(size=(0, 10), mode="RGB"))
+    with pytest.raises(InputError, match="unsupported image mode 'XYZ'"):
+        normalise(SimpleNamespace(size=(2, 2), mode="XYZ"))
+    assert MAX_PIXELS >= 800 * 20000
+
+
+def test_missing_and_folder(tmp_path):
+    with pytest.raises(InputError, match="no such file"):
+        load_image(tmp_path / "nope.png")
+    with pytest.raises(InputError, match="is a folder"):
+        load_image(tmp_path)
+
+
+def test_mask_must_match_the_image(tmp_path):
+    path = _save(tmp_path, Image.fromarray(np.array([[0, 255, 0]], np.uint8)), name="m.png")
+    assert load_mask(path, (3, 1)).tolist() == [[False, True, False]]
+    with pytest.raises(InputError, match="masks must have the image's size"):
+        load_mask(path, (4, 1))

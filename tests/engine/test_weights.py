@@ -1,0 +1,70 @@
+import json
+
+import pytest
+import torch
+
+from engine.errors import WeightsError
+from engine.weights import load_model, manifest_entry, read_manifest, sha256_of
+from tests.conftest import make_tiny_weights
+
+
+def test_round_trip_gives_the_same_outputs(tmp_path):
+    make_tiny_weights(tmp_path, seed=3)
+    manifest = read_manifest(tmp_path)
+    assert set(manifest) == {"textseg", "inpaint"}
+    entry = manifest["textseg"]
+    assert entry["sha256"] == sha256_of(tmp_path / entry["file"])
+    a, b = load_model("textseg", tmp_path), load_model("textseg", tmp_path)
+    x = torch.rand(1, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(a(x), b(x))
+    assert not a.training
+
+
+def test_no_weights_installed_is_plain(tmp_path):
+    with pytest.raises(WeightsError, match="no text detection weights are installed.*kesu train textseg"):
+        manifest_entry("textseg", tmp_path)
+
+
+def test_corrupt_file_is_named(tmp_path):
+    make_tiny_weights(tmp_path)
+    path = tmp_path / read_manifest(tmp_path)["inpaint"]["file"]
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match=f"{path.name} is corrupt.*reinstall"):
+        load_model("inpaint", tmp_path)
+
+
+def test_missing_file_is_named(tmp_path):
+    make_tiny_weights(tmp_path)
+    path = tmp_path / read_manifest(tmp_path)["textseg"]["file"]
+    path.unlink()
+    with pytest.raises(WeightsError, match=f"{path.name} is missing"):
+        load_model("textseg", tmp_path)
+
+
+def test_unreadable_safetensors_with_matching_hash_is_named(tmp_path):
+    make_tiny_weights(tmp_path)
+    manifest = read_manifest(tmp_path)
+    path = tmp_path / manifest["textseg"]["file"]
+    path.write_bytes(b"not a safetensors file")
+    manifest["textseg"]["sha256"] = sha256_of(path)
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(WeightsError, match=f"{path.name} cannot be read"):
+        load_model("textseg", tmp_path)
+
+
+def test_weights_of_another_shape_are_refused(tmp_path):
+    make_tiny_weights(tmp_path)
+    manifest = read_manifest(tmp_path)
+    manifest["textseg"]["kwargs"]["width"] = 1.0
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(WeightsError, match="does not fit the textseg model"):
+        load_model("textseg", tmp_path)
+
+
+def test_broken_manifest_is_named(tmp_path):
+    (tmp_path / "manifest.json").write_text("{not json")
+    with pytest.raises(WeightsError, match="manifest.json cannot be read"):
+        read_manifest(tmp_path)
