@@ -61,7 +61,6 @@ def _random_engine():
 
 def worker(width: int, height: int, weights_dir: str | None, random_weights: bool, threads: int | None) -> dict:
     """Time every stage of ``clean`` on one generated page (in this process). Returns the numbers."""
-    import numpy as np
     import torch
 
     from engine.pipeline import CleanOptions, Engine, masks

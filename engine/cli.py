@@ -98,7 +98,6 @@ class Reporter:
 def run_pages(args, outputs: Callable[[Job], list[Path]], work: Callable[[Job, list[Path]], None], what: str) -> int:
     """Shared driver of clean/detect/inpaint: expand inputs, skip done work, report failures, exit status."""
     jobs, errors = expand_inputs(args.inputs, args.recursive)
-    out_dir = Path(args.output)
     reporter = Reporter(len(jobs), args.quiet, what)
     failed = len(errors)
     for message in errors:

@@ -160,7 +160,7 @@ class ReceptiveFieldBlock(nn.Module):
         super().__init__()
         mid = cout // 2
         self.branches = nn.ModuleList()
-        for k, r in zip(kernels, rates):
+        for k, r in zip(kernels, rates, strict=True):
             self.branches.append(
                 nn.Sequential(
                     ConvBNReLU(cin, mid, 1),

@@ -120,7 +120,7 @@ def run_loop(run_dir: Path, cfg, model, optimizer, next_batch, compute_loss, val
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
         info["step"] = step + 1
         info["samples"] = info.get("samples", 0) + cfg.batch
         if info["step"] % 20 == 0:

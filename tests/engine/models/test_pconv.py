@@ -35,7 +35,7 @@ def test_matches_reference_outputs_and_gradients(kernel, stride, padding, dilati
     assert torch.allclose(y, y_ref, atol=1e-5, rtol=0)
     assert torch.equal(new_mask.expand_as(mask_ref), mask_ref)
     assert (new_mask == 0).any(), "the test should include windows that see only holes"
-    for g, g_ref in zip(grads, ref_grads):
+    for g, g_ref in zip(grads, ref_grads, strict=True):
         assert torch.allclose(g, g_ref, atol=1e-5, rtol=0)
 
 

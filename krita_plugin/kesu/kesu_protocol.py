@@ -1,0 +1,716 @@
+"""The wire protocol between the editor plug-ins and the Kesu engine server, and a blocking client.
+
+Stdlib only, and runnable on Python 3.10+ (what Krita 5.2 bundles): this file is copied byte-for-byte into
+both plug-ins (``krita_plugin/kesu/kesu_protocol.py``, ``gimp_plugin/kesu/kesu_protocol.py``); a test checks
+the copies.
+
+Transport: a unix socket (Linux, macOS) or TCP on a loopback address (Windows, or ``kesu serve --tcp``); never
+any other address. The server writes where it listens into ``<config_dir>/server.json`` and a random token
+into ``<config_dir>/server.token`` (mode 0600); every request carries the token.
+
+Frame (both directions)::
+
+    magic b"KESU" | header length: uint32 big-endian | payload length: uint64 big-endian
+    header: UTF-8 JSON object
+    payload: the raw bytes of the blobs listed in header["blobs"] = [[name, size], ...], back to back
+
+No pickle, no image encoding: pixels travel as raw bytes with width, height and channel order. The header of
+every request has ``"v"`` (PROTOCOL_VERSION), ``"type"`` and ``"token"``.
+
+Requests (client -> server):
+  ping                                   -> {"type": "pong", "protocol", "engine_version", "models", ...}
+  status                                 -> same as ping, but does not count as activity for the idle timeout
+  detect | inpaint | clean (+ "id", "width", "height", "channels", "options"; blobs "pixels", optional "mask")
+                                         -> any number of {"type": "progress", "id", "fraction", "message"},
+                                            then {"type": "result", ...} or {"type": "error", ...}
+  cancel (+ "id")                        sent on the same connection while its job runs
+  stop                                   -> {"type": "stopping"}; the server exits after answering
+
+Any request may be answered with {"type": "error", "kind": ..., "message": ...}; ``message`` says what to do.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+PROTOCOL_VERSION = 1
+
+MAGIC = b"KESU"
+PREFIX = struct.Struct("!4sIQ")
+MAX_HEADER_BYTES = 1 << 20          # 1 MiB of JSON is far more than any request needs
+MAX_PAYLOAD_BYTES = 1 << 30         # 1 GiB: a 150-megapixel RGBA page plus its mask
+MAX_PIXELS = 150_000_000            # the same page limit as engine.imageio
+
+OPS = ("detect", "inpaint", "clean")
+# bytes per pixel of each channel layout the plug-ins may send (Krita: BGRA; GIMP "R'G'B'A u8": RGBA)
+CHANNELS = {"RGBA": 4, "BGRA": 4, "RGB": 3, "BGR": 3, "L": 1, "LA": 2}
+# the layout of the answer's pixels: the request's order, always with alpha
+RESULT_CHANNELS = {"RGBA": "RGBA", "BGRA": "BGRA", "RGB": "RGBA", "BGR": "BGRA", "L": "LA", "LA": "LA"}
+
+CONNECT_TIMEOUT_S = 5.0
+IO_TIMEOUT_S = 30.0                 # one send or receive (of any size) must make progress within this
+SILENCE_TIMEOUT_S = 30.0            # during a job the server sends progress at least every HEARTBEAT_S
+HEARTBEAT_S = 0.5
+CANCEL_GRACE_S = 5.0                # after a cancel, how long the client waits for the server to confirm it
+
+ENDPOINT_FILE = "server.json"
+TOKEN_FILE = "server.token"
+LOG_FILE = "server.log"
+LOCK_FILE = "server.lock"
+PLUGIN_CONFIG_FILE = "plugin.json"
+
+ProgressCallback = Callable[[float, str], bool | None]
+
+
+class ProtocolError(Exception):
+    """Anything that went wrong talking to the engine. ``kind`` says what; ``str(e)`` says what to do.
+
+    Kinds: ``not_installed``, ``not_running``, ``start`` (the server could not start), ``connection`` (lost),
+    ``timeout``, ``protocol`` (malformed message), ``too_large``, ``auth`` (wrong token), ``version``,
+    ``input``, ``weights``, ``engine``, ``cancelled``, ``stopped``, ``config``.
+    """
+
+    def __init__(self, message: str, kind: str = "protocol"):
+        super().__init__(message)
+        self.kind = kind
+
+
+# ------------------------------------------------------------------------------------------ files and config
+
+
+def config_dir() -> Path:
+    """The per-user Kesu folder (plug-in config, server token, socket, log).
+
+    Linux: ``$XDG_CONFIG_HOME/kesu`` or ``~/.config/kesu``; Windows: ``%APPDATA%\\kesu``; macOS:
+    ``~/Library/Application Support/kesu``. ``$KESU_CONFIG_DIR`` overrides all of them.
+    """
+    env = os.environ.get("KESU_CONFIG_DIR")
+    if env:
+        return Path(env).expanduser()
+    if sys.platform == "win32":
+        appdata = os.environ.get("APPDATA")
+        base = Path(appdata) if appdata else Path.home() / "AppData" / "Roaming"
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        xdg = os.environ.get("XDG_CONFIG_HOME")
+        # the XDG spec says a relative value is invalid and must be ignored
+        base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".config"
+    return base / "kesu"
+
+
+def ensure_config_dir(cfg_dir: os.PathLike | None = None) -> Path:
+    """Create the config folder if needed (readable by the user only) and return it."""
+    cfg = Path(cfg_dir) if cfg_dir else config_dir()
+    if not cfg.is_dir():
+        cfg.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return cfg
+
+
+def load_plugin_config(cfg_dir: os.PathLike | None = None) -> dict[str, Any]:
+    """The plug-in config written by the installer (``<config_dir>/plugin.json``); {} when there is none.
+
+    Keys: ``python`` (the engine's interpreter), ``weights_dir`` (or null), ``log_dir``.
+    Raises ProtocolError(kind="config") when the file exists but cannot be used.
+    """
+    path = (Path(cfg_dir) if cfg_dir else config_dir()) / PLUGIN_CONFIG_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as e:
+        raise ProtocolError(f"cannot read the Kesu plug-in config {path} ({e}); re-run the Kesu installer",
+                            "config") from e
+    try:
+        data = json.loads(text)
+    except ValueError as e:
+        raise ProtocolError(
+            f"the Kesu plug-in config {path} is not valid JSON ({e}); re-run the Kesu installer",
+            "config") from e
+    if not isinstance(data, dict):
+        raise ProtocolError(f"the Kesu plug-in config {path} is not a JSON object; re-run the Kesu installer",
+                            "config")
+    return data
+
+
+def read_endpoint(cfg_dir: os.PathLike | None = None) -> dict[str, Any] | None:
+    """The running server's ``server.json`` ({"pid", "transport", "address", "protocol", ...}) or None."""
+    path = (Path(cfg_dir) if cfg_dir else config_dir()) / ENDPOINT_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("transport") not in ("unix", "tcp"):
+        return None
+    return data
+
+
+def log_path(cfg_dir: os.PathLike | None = None) -> Path:
+    """Where the server started by ``Client.connect_or_start`` writes its log."""
+    return (Path(cfg_dir) if cfg_dir else config_dir()) / LOG_FILE
+
+
+def log_tail(cfg_dir: os.PathLike | None = None, lines: int = 12) -> str:
+    """The last ``lines`` lines of the server log ('' if there is none), for error messages."""
+    try:
+        with open(log_path(cfg_dir), "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 16384))
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+# ---------------------------------------------------------------------------------------------------- framing
+
+
+def _json_bytes(header: dict[str, Any]) -> bytes:
+    return json.dumps(header, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
+def send_message(sock: socket.socket, header: dict[str, Any], blobs: dict[str, Any] | None = None,
+                 timeout: float = IO_TIMEOUT_S) -> None:
+    """Send one frame: ``header`` (a JSON-able dict) and the raw ``blobs`` (name -> bytes-like, None skipped).
+
+    Raises ProtocolError(kind="too_large") before sending anything when the frame is over the limits, and
+    OSError when the connection fails.
+    """
+    parts = [(name, memoryview(data).cast("B")) for name, data in (blobs or {}).items() if data is not None]
+    header = dict(header, blobs=[[name, view.nbytes] for name, view in parts])
+    head = _json_bytes(header)
+    payload_len = sum(view.nbytes for _, view in parts)
+    if len(head) > MAX_HEADER_BYTES:
+        raise ProtocolError(f"the message header is {len(head)} bytes (at most {MAX_HEADER_BYTES})",
+                            "too_large")
+    if payload_len > MAX_PAYLOAD_BYTES:
+        raise ProtocolError(
+            f"the image data is {payload_len / 2**20:.0f} MiB, more than the "
+            f"{MAX_PAYLOAD_BYTES / 2**20:.0f} MiB the engine accepts in one message: "
+            "work on a smaller image or a part of it",
+            "too_large")
+    sock.settimeout(timeout)
+    sock.sendall(PREFIX.pack(MAGIC, len(head), payload_len) + head)
+    for _, view in parts:
+        if view.nbytes:
+            sock.sendall(view)
+
+
+def _recv_exact(sock: socket.socket, n: int, at_start: bool = False) -> bytearray:
+    buf = bytearray(n)
+    view = memoryview(buf)
+    got = 0
+    while got < n:
+        k = sock.recv_into(view[got:], min(n - got, 1 << 22))
+        if k == 0:
+            if at_start and got == 0:
+                raise ProtocolError("the other side closed the connection", "closed")
+            raise ProtocolError("the connection closed in the middle of a message", "connection")
+        got += k
+    return buf
+
+
+def _is_blob_spec(item: Any) -> bool:
+    return (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)
+            and isinstance(item[1], int) and not isinstance(item[1], bool) and item[1] >= 0)
+
+
+def recv_message(
+    sock: socket.socket,
+    timeout: float | None = IO_TIMEOUT_S,
+    max_payload: int = MAX_PAYLOAD_BYTES,
+    check_header: Callable[[dict[str, Any]], None] | None = None,
+    first_byte_timeout: float | None = None,
+) -> tuple[dict[str, Any], dict[str, bytearray]]:
+    """Receive one frame. Returns (header dict, {blob name: bytearray}).
+
+    ``first_byte_timeout`` (default ``timeout``) bounds the wait for a frame to begin, ``timeout`` every later
+    receive. ``check_header(header)`` runs before the payload is read (the server checks the token there) and
+    may raise ProtocolError to refuse it. Raises ProtocolError: ``closed`` (clean end of the connection),
+    ``connection``, ``timeout``, ``protocol`` (not a Kesu frame), ``too_large``.
+    """
+    try:
+        sock.settimeout(first_byte_timeout if first_byte_timeout is not None else timeout)
+        first = _recv_exact(sock, 1, at_start=True)
+        sock.settimeout(timeout)
+        prefix = bytes(first + _recv_exact(sock, PREFIX.size - 1))
+        magic, head_len, payload_len = PREFIX.unpack(prefix)
+        if magic != MAGIC:
+            raise ProtocolError("received something that is not a Kesu message (wrong magic bytes)",
+                                "protocol")
+        if head_len > MAX_HEADER_BYTES:
+            raise ProtocolError(f"message header of {head_len} bytes refused (at most {MAX_HEADER_BYTES})",
+                                "too_large")
+        if payload_len > max_payload:
+            raise ProtocolError(
+                f"message of {payload_len / 2**20:.0f} MiB refused (at most {max_payload / 2**20:.0f} MiB): "
+                "work on a smaller image or a part of it", "too_large")
+        try:
+            header = json.loads(bytes(_recv_exact(sock, head_len)).decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as e:
+            raise ProtocolError(f"the message header is not valid JSON ({e})", "protocol") from e
+        if not isinstance(header, dict):
+            raise ProtocolError("the message header is not a JSON object", "protocol")
+        spec = header.get("blobs", [])
+        if (not isinstance(spec, list) or not all(_is_blob_spec(b) for b in spec)
+                or sum(b[1] for b in spec) != payload_len or len({b[0] for b in spec}) != len(spec)):
+            raise ProtocolError("the message's blob list does not match its payload", "protocol")
+        if check_header is not None:
+            check_header(header)
+        blobs = {}
+        for name, size in spec:
+            blobs[name] = _recv_exact(sock, size)
+        return header, blobs
+    except TimeoutError as e:
+        raise ProtocolError("no answer in time", "timeout") from e
+    except OSError as e:
+        raise ProtocolError(f"the connection failed ({e})", "connection") from e
+
+
+# ----------------------------------------------------------------------------------------------------- client
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _error_from(header: dict[str, Any]) -> ProtocolError:
+    kind = str(header.get("kind") or "engine")
+    message = str(header.get("message") or "the engine reported an error without a message")
+    return ProtocolError(message, kind)
+
+
+class Client:
+    """A connection to the Kesu engine server. Blocking; one thread at a time; one job at a time.
+
+    Make one per user action (``Client.connect_or_start()`` is cheap when the server runs) and close it
+    (or use ``with``). Every call has a timeout: a dead or stuck server raises ProtocolError, never hangs.
+    """
+
+    def __init__(self, sock: socket.socket, token: str, cfg_dir: os.PathLike | None = None):
+        self._sock: socket.socket | None = sock
+        self._token = token
+        self.cfg_dir = Path(cfg_dir) if cfg_dir else config_dir()
+        self.server_info: dict[str, Any] = {}
+
+    # -- connecting
+
+    @classmethod
+    def connect(cls, cfg_dir: os.PathLike | None = None, timeout: float = CONNECT_TIMEOUT_S) -> Client:
+        """Connect to the server running for ``cfg_dir``. Raises ProtocolError(kind="not_running") if none."""
+        cfg = Path(cfg_dir) if cfg_dir else config_dir()
+        endpoint = read_endpoint(cfg)
+        if endpoint is None:
+            raise ProtocolError(f"no Kesu engine server is running (no {cfg / ENDPOINT_FILE})", "not_running")
+        try:
+            token = (cfg / TOKEN_FILE).read_text(encoding="ascii").strip()
+        except OSError as e:
+            raise ProtocolError(f"the engine server's token {cfg / TOKEN_FILE} cannot be read ({e})",
+                                "not_running") from e
+        address = endpoint.get("address")
+        try:
+            if endpoint["transport"] == "unix":
+                if not hasattr(socket, "AF_UNIX") or not isinstance(address, str):
+                    raise ProtocolError(f"{cfg / ENDPOINT_FILE} names a unix socket, which this system lacks",
+                                        "not_running")
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                target: Any = address
+            else:
+                if not (isinstance(address, list) and len(address) == 2 and isinstance(address[0], str)
+                        and isinstance(address[1], int)):
+                    raise ProtocolError(f"{cfg / ENDPOINT_FILE} has a malformed address", "not_running")
+                # never talk to anything but this machine, whatever the file says
+                if not _is_loopback(address[0]):
+                    raise ProtocolError(
+                        f"{cfg / ENDPOINT_FILE} names {address[0]}, which is not a loopback address; "
+                        "refusing to connect. Stop the server (`kesu serve --stop`) and delete that file",
+                        "not_running")
+                family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+                sock = socket.socket(family, socket.SOCK_STREAM)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                target = (address[0], address[1])
+            sock.settimeout(timeout)
+            try:
+                sock.connect(target)
+            except OSError:
+                sock.close()
+                raise
+        except OSError as e:
+            # a stale endpoint file after a crash lands here (refused / no such socket)
+            raise ProtocolError(f"the Kesu engine server is not answering at {address} ({e})",
+                                "not_running") from e
+        return cls(sock, token, cfg)
+
+    @classmethod
+    def connect_or_start(
+        cls,
+        python: str | None = None,
+        cfg_dir: os.PathLike | None = None,
+        start_timeout: float = 60,
+        weights_dir: str | None = None,
+        idle_timeout: float | None = None,
+    ) -> Client:
+        """Connect to the running server, or start one (detached, so it outlives the caller) and connect.
+
+        ``python``: the engine's interpreter (default: ``python`` from plugin.json). ``weights_dir``: passed
+        to a server this call starts (default: plugin.json's). A running server that speaks another protocol
+        version is stopped and replaced. Raises ProtocolError (``not_installed``, ``start``, ``version``...).
+        """
+        cfg = ensure_config_dir(cfg_dir)
+        client = cls._try_connect(cfg, replace_other_version=True)
+        if client is not None:
+            return client
+        plugin = load_plugin_config(cfg)
+        python = python or plugin.get("python")
+        if not python:
+            raise ProtocolError(
+                "the Kesu engine is not installed for this user (no engine interpreter in "
+                f"{cfg / PLUGIN_CONFIG_FILE}); run the Kesu installer (install/install.py)", "not_installed")
+        if not Path(python).is_file():
+            raise ProtocolError(
+                f"the Kesu engine interpreter {python} does not exist (named in {cfg / PLUGIN_CONFIG_FILE}); "
+                "re-run the Kesu installer (install/install.py)", "not_installed")
+        weights_dir = weights_dir or plugin.get("weights_dir")
+        proc = start_server(python, cfg, weights_dir=weights_dir, idle_timeout=idle_timeout)
+        deadline = time.monotonic() + start_timeout
+        other_server = False
+        while True:
+            client = cls._try_connect(cfg, replace_other_version=False)
+            if client is not None:
+                return client
+            code = proc.poll()
+            if code == 0 and not other_server:
+                # ours found another server starting or running (it holds the lock): give that one a while
+                other_server = True
+                deadline = min(deadline, time.monotonic() + 20)
+            elif code not in (None, 0):
+                tail = log_tail(cfg)
+                raise ProtocolError(
+                    f"the Kesu engine server could not start (exit code {code}). "
+                    f"{_last_error_line(tail)}\nFull log: {log_path(cfg)}", "start")
+            if time.monotonic() > deadline:
+                if other_server:
+                    raise ProtocolError(
+                        "a Kesu engine server is running but does not answer; stop it with "
+                        f"`kesu serve --stop` (config folder {cfg}) and try again", "start")
+                raise ProtocolError(
+                    f"the Kesu engine server did not come up within {start_timeout:.0f} s; see its log "
+                    f"{log_path(cfg)}, or start it by hand with `kesu serve` to see what happens", "start")
+            time.sleep(0.05)
+
+    @classmethod
+    def _try_connect(cls, cfg: Path, replace_other_version: bool) -> Client | None:
+        """A pinged client, or None when no server answers.
+
+        With ``replace_other_version``, a server speaking another protocol version (an engine still running
+        from before an upgrade) is stopped so that the caller starts a current one.
+        """
+        try:
+            client = cls.connect(cfg)
+        except ProtocolError:
+            return None
+        try:
+            client.server_info = client.ping()
+            return client
+        except ProtocolError as e:
+            client.close()
+            if e.kind == "version" and replace_other_version:
+                # the server hung up after refusing us; "stop" is understood by every version
+                try:
+                    cls.connect(cfg).stop()
+                except ProtocolError:
+                    pass
+                _wait_for_endpoint_gone(cfg, 10.0)
+                return None
+            if e.kind in ("connection", "closed", "timeout"):
+                return None  # it died or is stuck between our connect and ping: treat as not running
+            raise
+
+    # -- requests
+
+    def _request_header(self, kind: str, **fields: Any) -> dict[str, Any]:
+        return dict(fields, v=PROTOCOL_VERSION, type=kind, token=self._token)
+
+    def _send(self, header: dict[str, Any], blobs: dict[str, Any] | None = None) -> None:
+        sock = self._require_sock()
+        try:
+            send_message(sock, header, blobs)
+        except OSError as e:
+            # the server may have refused the request and closed: prefer its explanation
+            try:
+                answer, _ = recv_message(sock, timeout=1.0)
+            except ProtocolError:
+                answer = {}
+            self.close()
+            if answer.get("type") == "error":
+                raise _error_from(answer) from e
+            raise self._lost(f"sending failed: {e}") from e
+
+    def _lost(self, detail: str) -> ProtocolError:
+        return ProtocolError(
+            f"the connection to the Kesu engine was lost ({detail}). The engine may have crashed; its log is "
+            f"{log_path(self.cfg_dir)}. Try again (a new engine starts by itself)", "connection")
+
+    def _recv(self, timeout: float) -> tuple[dict[str, Any], dict[str, bytearray]]:
+        sock = self._require_sock()
+        try:
+            return recv_message(sock, timeout=IO_TIMEOUT_S, first_byte_timeout=timeout)
+        except ProtocolError as e:
+            self.close()
+            if e.kind in ("closed", "connection"):
+                raise self._lost(str(e)) from e
+            raise
+
+    def _require_sock(self) -> socket.socket:
+        if self._sock is None:
+            raise ProtocolError("this connection to the Kesu engine is closed; make a new Client",
+                                "connection")
+        return self._sock
+
+    def ping(self, timeout: float = 10.0) -> dict[str, Any]:
+        """Ask the server who it is: {"protocol", "engine_version", "models", "pid", "busy", ...}."""
+        return self._simple("ping", timeout)
+
+    def status(self, timeout: float = 10.0) -> dict[str, Any]:
+        """Like ping, but does not keep an idle server alive."""
+        return self._simple("status", timeout)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ask the server to exit (a running job is cancelled). The connection is closed afterwards."""
+        try:
+            self._simple("stop", timeout)
+        finally:
+            self.close()
+
+    def _simple(self, kind: str, timeout: float) -> dict[str, Any]:
+        self._send(self._request_header(kind))
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                header, _ = self._recv(max(0.001, deadline - time.monotonic()))
+            except ProtocolError as e:
+                if e.kind == "timeout":
+                    raise ProtocolError(f"the Kesu engine did not answer a {kind} within {timeout:.0f} s; "
+                                        "stop it with `kesu serve --stop` and try again", "timeout") from e
+                raise
+            if header.get("type") != "progress":  # a late progress note of an earlier job: not our answer
+                break
+        if header.get("type") == "error":
+            raise _error_from(header)
+        header.pop("blobs", None)
+        return header
+
+    def run(
+        self,
+        op: str,
+        pixels: bytes,
+        width: int,
+        height: int,
+        channels: str,
+        mask: bytes | None = None,
+        options: dict[str, Any] | None = None,
+        progress: ProgressCallback | None = None,
+        timeout: float = 600,
+    ) -> dict[str, Any]:
+        """Run one job and wait for it. Blocking; ``progress`` is called at least every HEARTBEAT_S seconds.
+
+        Args:
+            op: "detect", "inpaint" or "clean".
+            pixels: width*height*len(channels) bytes, rows top to bottom, in the order ``channels`` names.
+            channels: "RGBA", "BGRA", "RGB", "BGR", "L" or "LA".
+            mask: width*height bytes, nonzero = hole (required for inpaint; for clean: the text mask to use
+                instead of detecting one).
+            options: engine options, e.g. {"threshold": 0.5, "grow_px": 4}; an unknown name is an error that
+                lists the valid ones.
+            progress: progress(fraction in [0, 1], message) -> returning False cancels the job.
+            timeout: seconds for the whole job.
+
+        Returns {"mask": bytes (width*height, 255 = text, the tight text mask) or None,
+                 "pixels": bytes (width*height*len(channels_out)) or None, "channels": channels_out,
+                 "width", "height", "stats": {"engine_s", "server_s", ...}}.
+        ``pixels`` (inpaint, clean) are in the request's order with alpha ("RGBA", "BGRA"; "L" -> "LA"):
+        the cleaned colour where a pixel changed (alpha: the layer's alpha there, 255 for opaque layers) and
+        fully transparent zeros elsewhere, ready for a new layer above the original.
+        Raises ProtocolError (kind "cancelled" when cancelled, "input" for bad input, ...).
+        """
+        if op not in OPS:
+            raise ProtocolError(f"unknown operation {op!r}; valid: {', '.join(OPS)}", "input")
+        if channels not in CHANNELS:
+            raise ProtocolError(f"unknown channel order {channels!r}; valid: {', '.join(CHANNELS)}", "input")
+        if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
+            raise ProtocolError(f"the image size must be positive integers, got {width!r}x{height!r}",
+                                "input")
+        expected = width * height * CHANNELS[channels]
+        if len(pixels) != expected:
+            raise ProtocolError(
+                f"{len(pixels)} bytes of pixels for a {width}x{height} {channels} image, expected {expected}",
+                "input")
+        if mask is not None and len(mask) != width * height:
+            raise ProtocolError(
+                f"{len(mask)} bytes of mask for a {width}x{height} image, expected {width * height}", "input")
+        if op == "inpaint" and mask is None:
+            raise ProtocolError("inpaint needs a mask (select the area to fill first)", "input")
+        job_id = uuid.uuid4().hex
+        header = self._request_header(op, id=job_id, width=width, height=height, channels=channels,
+                                      options=dict(options or {}))
+        self._send(header, {"pixels": pixels, "mask": mask})
+
+        deadline = time.monotonic() + timeout
+        cancel_deadline: float | None = None
+        while True:
+            now = time.monotonic()
+            if cancel_deadline is not None:
+                wait = cancel_deadline - now
+                if wait <= 0:
+                    # the server did not confirm in time; dropping the connection cancels the job as well
+                    self.close()
+                    raise ProtocolError("cancelled", "cancelled")
+            else:
+                wait = deadline - now
+                if wait <= 0:
+                    self._cancel_quietly(job_id)
+                    raise ProtocolError(
+                        f"the Kesu engine did not finish within {timeout:.0f} s, so the job was cancelled; "
+                        "try a smaller image or a part of it", "timeout")
+            try:
+                answer, blobs = self._recv(min(wait, SILENCE_TIMEOUT_S))
+            except ProtocolError as e:
+                if e.kind != "timeout":
+                    raise
+                if cancel_deadline is not None:
+                    raise ProtocolError("cancelled", "cancelled") from e
+                if time.monotonic() < deadline:
+                    raise ProtocolError(
+                        f"the Kesu engine stopped answering (nothing for {SILENCE_TIMEOUT_S:.0f} s). Stop it "
+                        f"with `kesu serve --stop` and try again; its log is {log_path(self.cfg_dir)}",
+                        "timeout") from e
+                continue  # the overall deadline passed: reported at the top of the loop
+            kind = answer.get("type")
+            if answer.get("id", job_id) != job_id:
+                continue  # a late note about an earlier job on this connection
+            if kind == "progress":
+                if progress is not None and cancel_deadline is None:
+                    try:
+                        fraction = float(answer.get("fraction", 0.0))
+                        keep_going = progress(fraction, str(answer.get("message", "")))
+                    except BaseException:
+                        self.close()  # the server sees the connection drop and abandons the job
+                        raise
+                    if keep_going is False:
+                        self._send(self._request_header("cancel", id=job_id))
+                        cancel_deadline = time.monotonic() + CANCEL_GRACE_S
+                continue
+            if kind == "error":
+                raise _error_from(answer)
+            if kind == "result":
+                if cancel_deadline is not None:
+                    raise ProtocolError("cancelled", "cancelled")
+                mask_out = blobs.get("mask")
+                pixels_out = blobs.get("pixels")
+                return {
+                    "mask": bytes(mask_out) if mask_out is not None else None,
+                    "pixels": bytes(pixels_out) if pixels_out is not None else None,
+                    "channels": answer.get("channels"),
+                    "width": answer.get("width", width),
+                    "height": answer.get("height", height),
+                    "stats": answer.get("stats", {}),
+                }
+            self.close()
+            raise ProtocolError(f"unexpected answer {kind!r} from the Kesu engine", "protocol")
+
+    def _cancel_quietly(self, job_id: str) -> None:
+        try:
+            self._send(self._request_header("cancel", id=job_id))
+        except ProtocolError:
+            pass
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection (the server abandons a job still running for it)."""
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            finally:
+                self._sock = None
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _last_error_line(tail: str) -> str:
+    """The most telling line of a log tail: the last one that looks like an error, else the last line."""
+    lines = [line for line in tail.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if "error" in line.lower():
+            return line.strip()
+    return lines[-1].strip() if lines else "(the log is empty)"
+
+
+def _wait_for_endpoint_gone(cfg: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while read_endpoint(cfg) is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def server_command(python: str, cfg_dir: os.PathLike, weights_dir: str | None = None,
+                   idle_timeout: float | None = None, tcp: bool | None = None) -> list:
+    """The command that starts the engine server with ``python`` (the engine environment's interpreter)."""
+    cmd = [str(python), "-m", "engine.server", "--config-dir", str(cfg_dir)]
+    if weights_dir:
+        cmd += ["--weights-dir", str(weights_dir)]
+    if idle_timeout is not None:
+        cmd += ["--idle-timeout", str(idle_timeout)]
+    if tcp if tcp is not None else not hasattr(socket, "AF_UNIX") or sys.platform == "win32":
+        cmd += ["--tcp"]
+    return cmd
+
+
+def start_server(python: str, cfg_dir: os.PathLike, weights_dir: str | None = None,
+                 idle_timeout: float | None = None) -> subprocess.Popen:
+    """Start the engine server detached from the caller (own session, no console, no inherited stdio).
+
+    Its output is appended to ``<cfg_dir>/server.log`` (the previous log is kept as server.log.1 when it grows
+    past 1 MiB). Returns the Popen; the server writes server.json when it is ready.
+    """
+    cfg = ensure_config_dir(cfg_dir)
+    log = log_path(cfg)
+    try:
+        if log.stat().st_size > 1 << 20:
+            os.replace(log, log.with_name(LOG_FILE + ".1"))
+    except OSError:
+        pass
+    kwargs: dict[str, Any] = {}
+    if sys.platform == "win32":
+        kwargs["creationflags"] = (getattr(subprocess, "DETACHED_PROCESS", 0x8)
+                                   | getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0x200))
+    else:
+        kwargs["start_new_session"] = True  # not killed with the editor's process group, no terminal
+    with open(log, "ab") as logf:
+        logf.write(f"\n--- starting the engine server {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n".encode())
+        logf.flush()
+        try:
+            return subprocess.Popen(
+                server_command(python, cfg, weights_dir, idle_timeout),
+                stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, close_fds=True, cwd=str(cfg), **kwargs,
+            )
+        except OSError as e:
+            raise ProtocolError(
+                f"cannot start the Kesu engine with {python} ({e}); re-run the Kesu installer",
+                "start") from e

@@ -1,0 +1,881 @@
+"""Real-host test harness: run GIMP 3 and Krita 5.2 inside the cached trixie chroot, read what they saved.
+
+The chroot is built by ``tests/hosts/setup_hosts.sh`` (root, ~1-5 min once, then cached at
+``$KESU_HOSTROOT`` or ``/var/cache/kesu/hostroot``). Host paths the tests need (the checkout, the engine's
+virtual environment and the interpreter it was made from, pytest's temporary folders) are bind-mounted inside
+at the *same* paths, so a path means the same file inside and outside the chroot.
+
+Typical use in a plug-in's real-host test::
+
+    from tests.hosts import harness
+    from tests.hosts.harness import host  # noqa: F401  (the session fixture)
+
+    @pytest.mark.host
+    def test_detect(host, tmp_path):
+        home = host.new_home(tmp_path)
+        host.install_plugins(home, "krita")
+        with host.xvfb() as display:
+            r = host.run(["krita", "--nosplash"], home=home, env={"DISPLAY": display}, timeout=180)
+        kra = harness.read_kra(tmp_path / "out.kra")
+
+Skip policy: the fixture skips (with the reason) when not root / no chroot; with ``KESU_REQUIRE_HOSTS=1`` it
+fails instead, so CI can never pass by skipping. See tests/hosts/README.md.
+
+Readers (stdlib only): :func:`read_png` / :func:`write_png`, :func:`read_kra` (maindoc.xml layer tree,
+mergedimage.png, layer pixels), :func:`read_xcf` (layer names/order/offsets, 8-bit pixels).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+import zipfile
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+CHROOT_SH = HERE / "chroot.sh"
+SETUP_SH = HERE / "setup_hosts.sh"
+INSTALLER = REPO / "install" / "install.py"
+
+# PATH inside the chroot; its own python3 (3.13) runs the installer the way a user's system Python would.
+CHROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+REQUIRE_ENV = "KESU_REQUIRE_HOSTS"
+
+
+def hostroot() -> Path:
+    """The chroot directory: ``$KESU_HOSTROOT`` or ``/var/cache/kesu/hostroot``."""
+    return Path(os.environ.get("KESU_HOSTROOT") or "/var/cache/kesu/hostroot")
+
+
+def skip_reason() -> str | None:
+    """Why real-host tests cannot run here (a sentence saying what to do), or None when they can."""
+    if not sys.platform.startswith("linux"):
+        return f"real-host tests need Linux (this is {sys.platform})"
+    if os.geteuid() != 0:
+        return "real-host tests need root (mount + chroot); run pytest as root"
+    for tool in ("chroot", "mount", "umount", "findmnt", "timeout"):
+        if shutil.which(tool) is None:
+            return f"'{tool}' is not installed on this machine"
+    r = subprocess.run(
+        ["bash", str(CHROOT_SH), "status"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "KESU_HOSTROOT": str(hostroot())},
+    )
+    if r.returncode != 0:
+        return (r.stdout + r.stderr).strip() or "the host chroot is not usable"
+    return None
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip the current test saying why, or fail it when ``KESU_REQUIRE_HOSTS=1`` (CI must not skip)."""
+    if os.environ.get(REQUIRE_ENV) == "1":
+        pytest.fail(f"real-host tests are required ({REQUIRE_ENV}=1) but cannot run: {reason}", pytrace=False)
+    pytest.skip(f"real-host test skipped: {reason}")
+
+
+def engine_python() -> Path | None:
+    """The engine interpreter the real-host tests should hand to the plug-ins.
+
+    ``$KESU_ENGINE_PYTHON`` if set, else the checkout's ``.venv/bin/python`` (made by ``install/dev.sh``),
+    else None. The path is NOT resolved: a venv's python is a symlink and must be called through the venv.
+    """
+    env = os.environ.get("KESU_ENGINE_PYTHON")
+    if env:
+        return Path(env)
+    venv = REPO / ".venv" / "bin" / "python"
+    return venv if venv.exists() else None
+
+
+def python_binds(python: Path) -> list[Path]:
+    """Host folders a Python interpreter needs inside the chroot: its prefix (venv) and base prefix."""
+    out = subprocess.run(
+        [str(python), "-c", "import sys; print(sys.prefix); print(sys.base_prefix)"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.split("\n")
+    return [Path(p) for p in out if p.strip()]
+
+
+@dataclass
+class RunResult:
+    """Outcome of :meth:`HostChroot.run`. ``seconds`` is wall time; ``timed_out`` when the timeout hit."""
+
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+    timed_out: bool
+
+    @property
+    def output(self) -> str:
+        """stdout and stderr together (for assertion messages)."""
+        return self.stdout + self.stderr
+
+    def check(self) -> RunResult:
+        """Raise AssertionError with the command's output unless it exited 0."""
+        if self.returncode != 0:
+            why = "timed out" if self.timed_out else f"exited {self.returncode}"
+            raise AssertionError(f"{self.argv[0]} {why} after {self.seconds:.1f}s:\n{self.output[-6000:]}")
+        return self
+
+
+class HostChroot:
+    """Mounted chroot for one test session (a context manager).
+
+    Several pytest processes may use the chroot at the same time: each holds a shared lock on
+    ``<root>.lock`` while mounted; ``setup_hosts.sh`` takes it exclusively. Mount and unmount steps are
+    serialised by ``<root>.mountlock``; the last session to leave unmounts everything, also after a failure.
+    """
+
+    def __init__(
+        self, binds: Sequence[os.PathLike | str] = (), root: Path | None = None, lock_timeout: float = 1200.0
+    ) -> None:
+        self.root = Path(root) if root else hostroot()
+        self.binds = [Path(b) for b in binds]
+        self.lock_timeout = lock_timeout
+        self._lock_fd: int | None = None
+
+    # ---------------------------------------------------------------- mounting
+    def _sh(self, *args: str) -> None:
+        r = subprocess.run(
+            ["bash", str(CHROOT_SH), *args],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "KESU_HOSTROOT": str(self.root)},
+        )
+        if r.returncode != 0:
+            raise RuntimeError(f"chroot.sh {' '.join(args)} failed: {r.stderr.strip()}")
+
+    @contextlib.contextmanager
+    def _mountlock(self) -> Iterator[None]:
+        fd = os.open(f"{self.root}.mountlock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def __enter__(self) -> HostChroot:
+        fd = os.open(f"{self.root}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + self.lock_timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(fd)
+                    raise RuntimeError(
+                        f"{self.root} is locked by setup_hosts.sh for more than "
+                        f"{self.lock_timeout:.0f}s; is a build stuck?"
+                    ) from None
+                time.sleep(1.0)
+        self._lock_fd = fd
+        try:
+            with self._mountlock():
+                self._sh("mount", *[str(b) for b in self.binds])
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def bind(self, path: os.PathLike | str) -> None:
+        """Make host ``path`` visible inside at the same path (kept until the last session ends)."""
+        with self._mountlock():
+            self._sh("mount", str(path))
+
+    def close(self) -> None:
+        """Release this session; unmount everything when no other session is using the chroot."""
+        if self._lock_fd is None:
+            return
+        with self._mountlock():
+            fd, self._lock_fd = self._lock_fd, None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return  # another session still uses the mounts; it will unmount
+                self._sh("umount")
+            finally:
+                os.close(fd)
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------- running
+    def new_home(self, parent: os.PathLike | str) -> Path:
+        """Create an empty HOME folder under ``parent`` (must be bind-mounted, e.g. a pytest tmp_path)."""
+        home = Path(parent) / "home"
+        home.mkdir(parents=True, exist_ok=True)
+        return home
+
+    def run(
+        self,
+        argv: Sequence[str],
+        home: os.PathLike | str = "/root",
+        env: dict[str, str] | None = None,
+        timeout: float = 300.0,
+        cwd: os.PathLike | str | None = None,
+        stdin: str | None = None,
+    ) -> RunResult:
+        """Run ``argv`` inside the chroot as root with a clean environment.
+
+        Environment: HOME, PATH, LANG=C.UTF-8, XDG_RUNTIME_DIR (a 0700 folder inside), plus ``env``.
+        ``timeout`` (s) is enforced inside with ``timeout -k 10`` (exit 124) and again from outside, because
+        a Krita whose plug-in failed to load never quits by itself.
+        """
+        runtime = self.root / "tmp" / "kesu-xdg-runtime"
+        runtime.mkdir(mode=0o700, exist_ok=True)
+        full_env = {
+            "HOME": str(home),
+            "PATH": CHROOT_PATH,
+            "LANG": "C.UTF-8",
+            "TERM": "dumb",
+            "XDG_RUNTIME_DIR": "/tmp/kesu-xdg-runtime",
+            **(env or {}),
+        }
+        inner = ["/usr/bin/env", "-i", *[f"{k}={v}" for k, v in full_env.items()]]
+        shell = ["chroot", str(self.root), *inner, "timeout", "-k", "10", str(int(max(1, timeout))), *argv]
+        if cwd is not None:
+            # `chroot` has no --chdir; cd inside through sh so relative paths work as in a user's shell.
+            shell = [
+                "chroot",
+                str(self.root),
+                *inner,
+                "sh",
+                "-c",
+                'cd "$0" && exec "$@"',
+                str(cwd),
+                "timeout",
+                "-k",
+                "10",
+                str(int(max(1, timeout))),
+                *argv,
+            ]
+        t0 = time.monotonic()
+        proc = subprocess.Popen(
+            shell,
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+            start_new_session=True,
+        )
+        timed_out = False
+        try:
+            out, err = proc.communicate(stdin, timeout=timeout + 30)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            os.killpg(proc.pid, 9)
+            out, err = proc.communicate()
+        rc = proc.returncode
+        timed_out = timed_out or rc == 124
+        return RunResult(list(argv), rc, out, err, time.monotonic() - t0, timed_out)
+
+    @contextlib.contextmanager
+    def xvfb(self, size: str = "1280x800x24") -> Iterator[str]:
+        """Start Xvfb inside the chroot; yields the DISPLAY value (":N"); stops it on exit."""
+        rfd, wfd = os.pipe()
+        proc = subprocess.Popen(
+            [
+                "chroot",
+                str(self.root),
+                "/usr/bin/env",
+                "-i",
+                f"PATH={CHROOT_PATH}",
+                "Xvfb",
+                "-displayfd",
+                str(wfd),
+                "-screen",
+                "0",
+                size,
+                "-nolisten",
+                "tcp",
+            ],
+            pass_fds=(wfd,),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        os.close(wfd)
+        try:
+            with os.fdopen(rfd, "rb") as f:
+                # Xvfb writes the display number and a newline once it accepts connections.
+                line = b""
+                deadline = time.monotonic() + 30
+                while not line.endswith(b"\n") and time.monotonic() < deadline:
+                    chunk = f.read(1)
+                    if not chunk:
+                        break
+                    line += chunk
+            if not line.strip():
+                proc.kill()
+                raise RuntimeError(
+                    f"Xvfb did not start: {proc.stderr.read().decode(errors='replace')[-2000:]}"
+                )
+            yield f":{int(line)}"
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+    def install_plugins(
+        self,
+        home: os.PathLike | str,
+        host: str = "all",
+        engine: os.PathLike | str | None = None,
+        source: os.PathLike | str | None = None,
+        extra: Sequence[str] = (),
+    ) -> RunResult:
+        """Install the plug-ins into ``home`` the way a user would: the chroot's own python3 runs
+        ``install/install.py --host HOST --skip-engine --engine-env ENGINE`` with that HOME.
+
+        ``engine``: the engine interpreter written into plugin.json (default :func:`engine_python`); it must
+        be visible inside (bind-mounted). ``source``: another tree with krita_plugin/ and gimp_plugin/
+        (default: this checkout). Raises AssertionError with the installer's output on failure.
+        """
+        engine = engine or engine_python()
+        args = ["python3", str(INSTALLER), "--host", host, "--skip-engine"]
+        if engine:
+            args += ["--engine-env", str(engine)]
+        if source:
+            args += ["--source", str(source)]
+        return self.run([*args, *extra], home=home, timeout=120).check()
+
+
+@pytest.fixture(scope="session")
+def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostChroot]:
+    """Session fixture: the mounted host chroot, or a skip (a failure with KESU_REQUIRE_HOSTS=1) saying why.
+
+    Bound inside: the checkout, pytest's base temp folder, and the engine interpreter's venv + base Python.
+    """
+    reason = skip_reason()
+    if reason:
+        skip_or_fail(reason)
+    binds: list[Path] = [REPO, tmp_path_factory.getbasetemp()]
+    py = engine_python()
+    if py is not None:
+        binds += python_binds(py)
+    with HostChroot(binds) as h:
+        yield h
+
+
+# ====================================================================== PNG
+@dataclass
+class Image:
+    """8-bit pixels, row-major, ``len(mode)`` bytes per pixel; mode is L, LA, RGB, RGBA (or BGRA)."""
+
+    width: int
+    height: int
+    mode: str
+    data: bytes
+
+    @property
+    def channels(self) -> int:
+        return len(self.mode)
+
+    def pixel(self, x: int, y: int) -> tuple[int, ...]:
+        """The channel values at column x, row y."""
+        c = self.channels
+        i = (y * self.width + x) * c
+        return tuple(self.data[i : i + c])
+
+    def to_rgba(self) -> Image:
+        """The same pixels as RGBA (grey replicated, missing alpha = 255)."""
+        n = self.width * self.height
+        d = self.data
+        if self.mode == "RGBA":
+            return self
+        out = bytearray(n * 4)
+        if self.mode == "RGB":
+            for c in range(3):
+                out[c::4] = d[c::3]
+            out[3::4] = b"\xff" * n
+        elif self.mode == "BGRA":
+            out[0::4], out[1::4], out[2::4], out[3::4] = d[2::4], d[1::4], d[0::4], d[3::4]
+        elif self.mode in ("L", "LA"):
+            c = self.channels
+            for k in range(3):
+                out[k::4] = d[0::c]
+            out[3::4] = d[1::2] if self.mode == "LA" else b"\xff" * n
+        else:
+            raise ValueError(f"cannot convert mode {self.mode}")
+        return Image(self.width, self.height, "RGBA", bytes(out))
+
+
+_PNG_SIG = b"\x89PNG\r\n\x1a\n"
+_PNG_MODES = {0: "L", 2: "RGB", 3: "P", 4: "LA", 6: "RGBA"}
+
+
+def _unfilter(raw: bytes, width: int, height: int, bpp: int) -> bytes:
+    """Undo PNG scanline filters. ``bpp`` bytes per pixel (8-bit samples)."""
+    stride = width * bpp
+    out = bytearray(height * stride)
+    prev = bytearray(stride)
+    pos = 0
+    for y in range(height):
+        ft = raw[pos]
+        line = bytearray(raw[pos + 1 : pos + 1 + stride])
+        pos += 1 + stride
+        if ft == 1:
+            for x in range(bpp, stride):
+                line[x] = (line[x] + line[x - bpp]) & 255
+        elif ft == 2:
+            line = bytearray((a + b) & 255 for a, b in zip(line, prev, strict=True))
+        elif ft == 3:
+            for x in range(stride):
+                left = line[x - bpp] if x >= bpp else 0
+                line[x] = (line[x] + ((left + prev[x]) >> 1)) & 255
+        elif ft == 4:
+            for x in range(stride):
+                if x >= bpp:
+                    a, c = line[x - bpp], prev[x - bpp]
+                else:
+                    a = c = 0
+                b = prev[x]
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[x] = (line[x] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        elif ft != 0:
+            raise ValueError(f"bad PNG filter type {ft} in row {y}")
+        out[y * stride : (y + 1) * stride] = line
+        prev = line
+    return bytes(out)
+
+
+def decode_png(data: bytes) -> Image:
+    """Decode 8-bit non-interlaced PNG bytes (grey, grey+alpha, RGB, RGBA, palette -> RGBA)."""
+    if data[:8] != _PNG_SIG:
+        raise ValueError("not a PNG file")
+    pos, idat, palette, trns = 8, [], b"", b""
+    width = height = ctype = 0
+    while pos < len(data):
+        n, typ = struct.unpack(">I4s", data[pos : pos + 8])
+        chunk = data[pos + 8 : pos + 8 + n]
+        pos += 12 + n
+        if typ == b"IHDR":
+            width, height, depth, ctype, _, _, interlace = struct.unpack(">IIBBBBB", chunk)
+            if depth != 8 or interlace != 0:
+                raise ValueError(
+                    f"only 8-bit non-interlaced PNG is supported (depth {depth}, interlace {interlace})"
+                )
+        elif typ == b"PLTE":
+            palette = chunk
+        elif typ == b"tRNS":
+            trns = chunk
+        elif typ == b"IDAT":
+            idat.append(chunk)
+        elif typ == b"IEND":
+            break
+    mode = _PNG_MODES[ctype]
+    bpp = 1 if mode == "P" else len(mode)
+    px = _unfilter(zlib.decompress(b"".join(idat)), width, height, bpp)
+    if mode == "P":
+        lut = [
+            palette[i * 3 : i * 3 + 3] + (bytes([trns[i]]) if i < len(trns) else b"\xff")
+            for i in range(len(palette) // 3)
+        ]
+        px = b"".join(lut[i] for i in px)
+        mode = "RGBA"
+    return Image(width, height, mode, px)
+
+
+def read_png(path: os.PathLike | str) -> Image:
+    """Read an 8-bit PNG file (see :func:`decode_png`)."""
+    return decode_png(Path(path).read_bytes())
+
+
+def encode_png(img: Image) -> bytes:
+    """Encode an L/LA/RGB/RGBA Image as PNG bytes (filter 0, zlib level 6)."""
+    ctype = {v: k for k, v in _PNG_MODES.items()}[img.mode]
+    stride = img.width * img.channels
+    if len(img.data) != stride * img.height:
+        raise ValueError(f"data has {len(img.data)} bytes, expected {stride * img.height}")
+    raw = b"".join(b"\x00" + img.data[y * stride : (y + 1) * stride] for y in range(img.height))
+
+    def chunk(t: bytes, d: bytes) -> bytes:
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", img.width, img.height, 8, ctype, 0, 0, 0)
+    return _PNG_SIG + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b"")
+
+
+def write_png(path: os.PathLike | str, img: Image) -> None:
+    """Write ``img`` (L/LA/RGB/RGBA) to ``path`` as PNG."""
+    Path(path).write_bytes(encode_png(img))
+
+
+# ====================================================================== KRA
+@dataclass
+class KraLayer:
+    """One node of a .kra layer tree. ``x``/``y``: offset in px; ``children``: top first (group layers)."""
+
+    name: str
+    nodetype: str
+    x: int
+    y: int
+    visible: bool
+    opacity: int
+    filename: str
+    colorspace: str
+    attrs: dict[str, str]
+    children: list[KraLayer] = field(default_factory=list)
+
+
+@dataclass
+class Kra:
+    """A parsed .kra: document size, colour space, top-level layers (top first)."""
+
+    path: Path
+    name: str
+    width: int
+    height: int
+    colorspace: str
+    layers: list[KraLayer]
+
+    def walk(self) -> Iterator[KraLayer]:
+        """All layers depth-first, top first."""
+        stack = list(reversed(self.layers))
+        while stack:
+            lay = stack.pop()
+            yield lay
+            stack.extend(reversed(lay.children))
+
+    def layer(self, name: str) -> KraLayer:
+        """The first layer called ``name``; KeyError listing the names when missing."""
+        for lay in self.walk():
+            if lay.name == name:
+                return lay
+        raise KeyError(f"no layer {name!r} in {self.path}; layers: {[x.name for x in self.walk()]}")
+
+    def merged_image(self) -> Image:
+        """The flattened image Krita stored (mergedimage.png)."""
+        with zipfile.ZipFile(self.path) as z:
+            return decode_png(z.read("mergedimage.png"))
+
+    def layer_pixels(self, layer: KraLayer | str) -> Image:
+        """Pixels of a paint layer over the whole canvas (offset applied) as RGBA.
+
+        Only 8-bit RGBA and GRAYA layers are decoded; other colour spaces raise ValueError.
+        """
+        lay = self.layer(layer) if isinstance(layer, str) else layer
+        with zipfile.ZipFile(self.path) as z:
+            data = z.read(f"{self.name}/layers/{lay.filename}")
+            try:
+                default = z.read(f"{self.name}/layers/{lay.filename}.defaultpixel")
+            except KeyError:
+                default = None
+        return _kra_tiles(data, default, lay, self.width, self.height)
+
+
+def _lzf_decompress(src: bytes, out_len: int) -> bytes:
+    """LZF (liblzf) decompression as used by Krita's tile compression."""
+    out = bytearray()
+    i, n = 0, len(src)
+    while i < n:
+        ctrl = src[i]
+        i += 1
+        if ctrl < 32:  # literal run of ctrl + 1 bytes
+            out += src[i : i + ctrl + 1]
+            i += ctrl + 1
+        else:  # back reference
+            length = ctrl >> 5
+            ref = len(out) - ((ctrl & 0x1F) << 8) - 1
+            if length == 7:
+                length += src[i]
+                i += 1
+            ref -= src[i]
+            i += 1
+            length += 2
+            if ref < 0:
+                raise ValueError("corrupt LZF data")
+            for k in range(length):  # may overlap, so byte by byte
+                out.append(out[ref + k])
+    if len(out) != out_len:
+        raise ValueError(f"LZF gave {len(out)} bytes, expected {out_len}")
+    return bytes(out)
+
+
+def _kra_tiles(data: bytes, default: bytes | None, lay: KraLayer, width: int, height: int) -> Image:
+    """Decode Krita's tiled layer format (VERSION 2, LZF tiles with planar 'linearised' channels)."""
+    if lay.colorspace not in ("RGBA", "GRAYA"):
+        raise ValueError(
+            f"layer {lay.name!r} has colour space {lay.colorspace}; only 8-bit RGBA/GRAYA is read"
+        )
+    pos = 0
+
+    def line() -> str:
+        nonlocal pos
+        end = data.index(b"\n", pos)
+        s = data[pos:end].decode()
+        pos = end + 1
+        return s
+
+    head: dict[str, str] = {}
+    while True:
+        key, _, val = line().partition(" ")
+        head[key] = val
+        if key == "DATA":
+            break
+    if head.get("VERSION") != "2":
+        raise ValueError(f"unsupported Krita tile format {head.get('VERSION')}")
+    tw, th, psize, ntiles = (
+        int(head["TILEWIDTH"]),
+        int(head["TILEHEIGHT"]),
+        int(head["PIXELSIZE"]),
+        int(head["DATA"]),
+    )
+    if psize not in (4, 2):
+        raise ValueError(f"pixel size {psize}: only 8-bit RGBA (4) and GRAYA (2) are read")
+    fill = default if default and len(default) == psize else bytes(psize)
+    canvas = bytearray(fill * (width * height))
+    for _ in range(ntiles):
+        tx, ty, comp, size = line().split(",")
+        blob = data[pos : pos + int(size)]
+        pos += int(size)
+        if comp != "LZF":
+            raise ValueError(f"unsupported tile compression {comp}")
+        n = tw * th * psize
+        planar = _lzf_decompress(blob[1:], n) if blob[0] == 1 else blob[1 : 1 + n]
+        tile = bytearray(n)
+        for c in range(psize):  # Krita stores each channel's plane separately before compressing
+            tile[c::psize] = planar[c * tw * th : (c + 1) * tw * th]
+        x0, y0 = int(tx) + lay.x, int(ty) + lay.y
+        for row in range(th):
+            y = y0 + row
+            if not 0 <= y < height:
+                continue
+            xs, xe = max(x0, 0), min(x0 + tw, width)
+            if xs >= xe:
+                continue
+            src = (row * tw + (xs - x0)) * psize
+            dst = (y * width + xs) * psize
+            canvas[dst : dst + (xe - xs) * psize] = tile[src : src + (xe - xs) * psize]
+    if psize == 4:
+        return Image(width, height, "BGRA", bytes(canvas)).to_rgba()
+    return Image(width, height, "LA", bytes(canvas)).to_rgba()
+
+
+def _kra_layer(el: ET.Element) -> KraLayer:
+    a = dict(el.attrib)
+    cs = a.get("colorspacename", "")
+    lay = KraLayer(
+        name=a.get("name", ""),
+        nodetype=a.get("nodetype", ""),
+        x=int(a.get("x", "0")),
+        y=int(a.get("y", "0")),
+        visible=a.get("visible", "1") == "1",
+        opacity=int(a.get("opacity", "255")),
+        filename=a.get("filename", ""),
+        colorspace="GRAYA"
+        if cs.startswith("GRAYA") and cs in ("GRAYA", "GRAYAU8")
+        else "RGBA"
+        if cs == "RGBA"
+        else cs,
+        attrs=a,
+    )
+    for child in el:
+        if _local(child.tag) == "layers":
+            lay.children = [_kra_layer(c) for c in child if _local(c.tag) == "layer"]
+    return lay
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def read_kra(path: os.PathLike | str) -> Kra:
+    """Parse a .kra (zip) with ElementTree: document size/colour space and the layer tree, top first."""
+    path = Path(path)
+    with zipfile.ZipFile(path) as z:
+        root = ET.fromstring(z.read("maindoc.xml"))
+    img = next(e for e in root.iter() if _local(e.tag) == "IMAGE")
+    layers_el = next(c for c in img if _local(c.tag) == "layers")
+    return Kra(
+        path=path,
+        name=img.get("name", ""),
+        width=int(img.get("width", "0")),
+        height=int(img.get("height", "0")),
+        colorspace=img.get("colorspacename", ""),
+        layers=[_kra_layer(c) for c in layers_el if _local(c.tag) == "layer"],
+    )
+
+
+# ====================================================================== XCF
+@dataclass
+class XcfLayer:
+    """One XCF layer. ``type``: 0 RGB, 1 RGBA, 2 grey, 3 grey+alpha; ``offsets`` (x, y) px."""
+
+    name: str
+    width: int
+    height: int
+    type: int
+    offsets: tuple[int, int]
+    visible: bool
+    opacity: float
+    hierarchy: int
+    is_group: bool
+
+
+class Xcf:
+    """A parsed .xcf (versions 0-20): image size, base type, precision and layers (file order = top first)."""
+
+    def __init__(self, path: os.PathLike | str) -> None:
+        self.path = Path(path)
+        self.d = self.path.read_bytes()
+        if self.d[:9] != b"gimp xcf ":
+            raise ValueError(f"{path} is not an XCF file")
+        v = self.d[9:13]
+        self.version = 0 if v == b"file" else int(v[1:4])
+        self.p = 14
+        self.width, self.height, self.base_type = self._u32(), self._u32(), self._u32()
+        self.precision = self._u32() if self.version >= 4 else 150
+        self.compression = 0
+        for t, payload in self._props():
+            if t == 17:
+                self.compression = payload[0]
+        ptrs = []
+        while (ptr := self._ptr()) != 0:
+            ptrs.append(ptr)
+        self.layers = [self._layer(lp) for lp in ptrs]
+
+    def _u32(self) -> int:
+        v = struct.unpack(">I", self.d[self.p : self.p + 4])[0]
+        self.p += 4
+        return v
+
+    def _ptr(self) -> int:
+        if self.version >= 11:
+            v = struct.unpack(">Q", self.d[self.p : self.p + 8])[0]
+            self.p += 8
+            return v
+        return self._u32()
+
+    def _props(self) -> Iterator[tuple[int, bytes]]:
+        while True:
+            t, n = self._u32(), self._u32()
+            payload = self.d[self.p : self.p + n]
+            self.p += n
+            if t == 0:
+                return
+            yield t, payload
+
+    def _layer(self, ptr: int) -> XcfLayer:
+        self.p = ptr
+        w, h, typ = self._u32(), self._u32(), self._u32()
+        n = self._u32()
+        name = self.d[self.p : self.p + n].rstrip(b"\0").decode("utf-8", "replace")
+        self.p += n
+        offs, visible, opacity, group = (0, 0), True, 1.0, False
+        for t, payload in self._props():
+            if t == 15:
+                offs = struct.unpack(">ii", payload)
+            elif t == 8:
+                visible = struct.unpack(">I", payload)[0] != 0
+            elif t == 6:
+                opacity = struct.unpack(">I", payload)[0] / 255.0
+            elif t == 33:
+                opacity = struct.unpack(">f", payload)[0]
+            elif t == 29:
+                group = True
+        return XcfLayer(name, w, h, typ, offs, visible, opacity, self._ptr(), group)
+
+    def layer(self, name: str) -> XcfLayer:
+        """The first layer called ``name``; KeyError listing the names when missing."""
+        for lay in self.layers:
+            if lay.name == name:
+                return lay
+        raise KeyError(f"no layer {name!r} in {self.path}; layers: {[x.name for x in self.layers]}")
+
+    def layer_pixels(self, layer: XcfLayer | str) -> Image:
+        """The layer's own pixels (its size, not the canvas), 8-bit: mode RGB, RGBA, L or LA."""
+        lay = self.layer(layer) if isinstance(layer, str) else layer
+        if self.precision not in (100, 150) and self.version >= 7:
+            raise ValueError(f"XCF precision {self.precision}: only 8-bit images are read")
+        self.p = lay.hierarchy
+        w, h, bpp = self._u32(), self._u32(), self._u32()
+        mode = {3: "RGB", 4: "RGBA", 1: "L", 2: "LA"}.get(bpp)
+        if mode is None:
+            raise ValueError(f"{bpp} bytes per pixel: only 8-bit RGB/RGBA/grey layers are read")
+        self.p = self._ptr()
+        self._u32(), self._u32()  # level size (same as the hierarchy's)
+        tiles = []
+        while (t := self._ptr()) != 0:
+            tiles.append(t)
+        out = bytearray(w * h * bpp)
+        ntx = (w + 63) // 64
+        for idx, tp in enumerate(tiles):
+            tx, ty = idx % ntx, idx // ntx
+            tw, th = min(64, w - tx * 64), min(64, h - ty * 64)
+            if self.compression == 2:
+                data = zlib.decompressobj().decompress(self.d[tp:])
+            elif self.compression == 0:
+                data = self.d[tp : tp + tw * th * bpp]
+            elif self.compression == 1:
+                data = self._rle_tile(tp, tw * th, bpp)
+            else:
+                raise ValueError(f"XCF compression {self.compression} is not supported")
+            for row in range(th):
+                dst = ((ty * 64 + row) * w + tx * 64) * bpp
+                out[dst : dst + tw * bpp] = data[row * tw * bpp : (row + 1) * tw * bpp]
+        return Image(w, h, mode, bytes(out))
+
+    def _rle_tile(self, p: int, n: int, bpp: int) -> bytes:
+        d, out = self.d, bytearray(n * bpp)
+        for ch in range(bpp):
+            i = 0
+            while i < n:
+                op = d[p]
+                p += 1
+                if op >= 128:  # literal run
+                    if op == 128:
+                        cnt = d[p] * 256 + d[p + 1]
+                        p += 2
+                    else:
+                        cnt = 256 - op
+                    out[ch + i * bpp : ch + (i + cnt) * bpp : bpp] = d[p : p + cnt]
+                    p += cnt
+                else:  # repeated byte
+                    if op == 127:
+                        cnt = d[p] * 256 + d[p + 1]
+                        p += 2
+                    else:
+                        cnt = op + 1
+                    out[ch + i * bpp : ch + (i + cnt) * bpp : bpp] = bytes([d[p]]) * cnt
+                    p += 1
+                i += cnt
+        return bytes(out)
+
+
+def read_xcf(path: os.PathLike | str) -> Xcf:
+    """Parse an .xcf file (see :class:`Xcf`)."""
+    return Xcf(path)
+
+
+def tempdir_in(parent: os.PathLike | str, prefix: str = "kesu-") -> Path:
+    """A fresh uniquely named folder under ``parent`` (no fixed shared names)."""
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
