@@ -33,7 +33,7 @@ def working_scale(height: int, width: int, short_side: int) -> float:
 
 def predict_probability(model: torch.nn.Module, grey: np.ndarray) -> np.ndarray:
     """Run the segmentation model on one uint8 (h, w) window -> float32 (h, w) text probability."""
-    x = torch.from_numpy(grey).to(torch.float32).div_(255.0)[None, None]
+    x = torch.from_numpy(np.ascontiguousarray(grey, np.float32)).div_(255.0)[None, None]
     x, (h, w) = pad_to_multiple(x, model.stride)
     x = x.contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
