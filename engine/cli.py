@@ -318,8 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--release", metavar="NAME", help="copy the run's best weights into engine/weights as NAME")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("eval", help="evaluate a model and print one table")
-    p.add_argument("role", choices=["textseg", "inpaint"])
+    p = sub.add_parser("eval", help="evaluate a model (or the flat-fill settings: fill) and print one table")
+    p.add_argument("role", choices=["textseg", "inpaint", "fill"])
     p.add_argument("--weights-dir", metavar="DIR")
     p.add_argument("--realpages", metavar="DIR", help="folder of the real evaluation pages")
     p.add_argument("--overlays", metavar="DIR", help="write overlay / side-by-side PNGs here")

@@ -17,6 +17,11 @@ def eval_main(args) -> int:
               file=sys.stderr)
     overlays = Path(args.overlays) if args.overlays else None
     weights = Path(args.weights_dir) if args.weights_dir else None
+    if args.role == "fill":
+        from engine.eval import fill
+
+        print(fill.run(root, args.limit, log=lambda m: print(m, file=sys.stderr)))
+        return 0
     if args.role == "textseg":
         from engine.eval import textseg
 

@@ -29,7 +29,7 @@ class CleanOptions:
     threshold: float = 0.5        # text probability at which a pixel is text
     grow_px: int = 4              # the text mask is grown by this much before erasing
     detect_short_side: int = 1024  # pages are detected with their shorter side scaled to at most this
-    flat_tolerance: int = 12      # flat fill: levels a ring pixel may differ from the ring's colour
+    flat_tolerance: int = 8       # flat fill: levels a ring pixel may differ from the ring's colour
     flat_fraction: float = 0.97   # flat fill: share of the ring that must be that colour
     use_flat_fill: bool = True
     context_px: int = 48          # inpainting: known pixels around each region in its crop
