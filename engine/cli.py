@@ -324,6 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--realpages", metavar="DIR", help="folder of the real evaluation pages")
     p.add_argument("--overlays", metavar="DIR", help="write overlay / side-by-side PNGs here")
     p.add_argument("--limit", type=int, help="at most this many pages per set")
+    p.add_argument("--record", action="store_true", help="store the table in the evaluated weights' manifest")
     p.set_defaults(func=cmd_eval)
     return parser
 

@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 from engine.eval.realpages import default_realpages
+
+
+def record(args, role: str, rows: list[dict], weights: Path | None) -> None:
+    """``--record``: keep the table in the weights' manifest, with the command that made it."""
+    if not args.record:
+        return
+    from engine.weights import record_metrics
+
+    command = "kesu eval " + role + (f" --limit {args.limit}" if args.limit else "")
+    record_metrics(role, "evaluation", {"command": command, "date": time.strftime("%Y-%m-%d"), "rows": rows}, weights)
+    print(f"kesu: recorded in the {role} weights' manifest", file=sys.stderr)
 
 
 def eval_main(args) -> int:
@@ -28,10 +40,12 @@ def eval_main(args) -> int:
         engine = Engine.load(weights, roles=("textseg",))
         rows = textseg.run(engine, root, overlays, args.limit, log=lambda m: print(m, file=sys.stderr))
         print(textseg.format_table(rows))
+        record(args, "textseg", rows, weights)
     else:
         from engine.eval import inpaint
 
         engine = Engine.load(weights, roles=("inpaint",))
         rows = inpaint.run(engine, root, overlays, args.limit, log=lambda m: print(m, file=sys.stderr))
         print(inpaint.format_table(rows))
+        record(args, "inpaint", rows, weights)
     return 0

@@ -123,6 +123,9 @@ def save_weights(
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     save_file(state, str(path), metadata={"name": name, "arch": arch})
     manifest = read_manifest(folder)
+    previous = manifest.get(role, {}).get("file")
+    if previous and previous != path.name and (folder / previous).is_file():
+        (folder / previous).unlink()  # the role's earlier release is replaced, not left behind
     manifest[role] = {
         "name": name,
         "file": path.name,
@@ -133,6 +136,16 @@ def save_weights(
     }
     _write_json_atomic(folder / MANIFEST_NAME, manifest)
     return path
+
+
+def record_metrics(role: str, key: str, value: Any, folder: Path | None = None) -> None:
+    """Store evaluation results under ``metrics[key]`` of the role's manifest entry (the weights stay as they are)."""
+    folder = Path(folder) if folder else default_weights_dir()
+    manifest = read_manifest(folder)
+    if role not in manifest:
+        raise WeightsError(f"no {role} weights are listed in {folder / MANIFEST_NAME}; nothing to record metrics for")
+    manifest[role].setdefault("metrics", {})[key] = value
+    _write_json_atomic(folder / MANIFEST_NAME, manifest)
 
 
 def _write_json_atomic(path: Path, data: Any) -> None:

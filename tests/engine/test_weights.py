@@ -68,3 +68,32 @@ def test_broken_manifest_is_named(tmp_path):
     (tmp_path / "manifest.json").write_text("{not json")
     with pytest.raises(WeightsError, match="manifest.json cannot be read"):
         read_manifest(tmp_path)
+
+
+def test_record_metrics_keeps_the_weights_loadable(tmp_path):
+    from engine.weights import record_metrics
+
+    make_tiny_weights(tmp_path)
+    record_metrics("textseg", "evaluation", {"rows": [{"set": "x", "f1": 0.5}]}, tmp_path)
+    assert read_manifest(tmp_path)["textseg"]["metrics"]["evaluation"]["rows"][0]["f1"] == 0.5
+    load_model("textseg", tmp_path)
+
+
+def test_record_metrics_without_weights_says_so(tmp_path):
+    from engine.weights import record_metrics
+
+    with pytest.raises(WeightsError, match="no textseg weights are listed"):
+        record_metrics("textseg", "evaluation", {}, tmp_path)
+
+
+def test_a_new_release_replaces_the_role_s_old_file(tmp_path):
+    from engine.models import build_model
+    from engine.weights import save_weights
+    from tests.conftest import TINY_TEXTSEG
+
+    make_tiny_weights(tmp_path)
+    old = tmp_path / read_manifest(tmp_path)["textseg"]["file"]
+    save_weights(build_model("textseg", **TINY_TEXTSEG), "textseg", "textseg.next", "textseg", TINY_TEXTSEG, tmp_path)
+    assert not old.exists()
+    assert (tmp_path / "textseg.next.safetensors").exists()
+    assert (tmp_path / read_manifest(tmp_path)["inpaint"]["file"]).exists()
