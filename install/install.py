@@ -615,8 +615,9 @@ def _remove(path: Path) -> None:
 
 # ============================================================================================ engine
 def _run(cmd: list[str], timeout: float, capture: bool = True) -> subprocess.CompletedProcess:
+    # run outside the checkout, so that `-m engine` tests the installed engine, not the source folder
     try:
-        return subprocess.run(cmd, capture_output=capture, text=True, timeout=timeout)
+        return subprocess.run(cmd, capture_output=capture, text=True, timeout=timeout, cwd=tempfile.gettempdir())
     except FileNotFoundError as e:
         raise InstallError(f"cannot run {cmd[0]}: {e}") from e
     except subprocess.TimeoutExpired as e:

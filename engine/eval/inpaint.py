@@ -94,7 +94,10 @@ def methods(engine: Engine):
 def pages(root: Path, limit: int | None):
     """(name, rgb, avoid mask or None) of the evaluation pages."""
     mantra = openmantra_pages(root)
-    strips = [s for i, s in enumerate(mimi_strips(root)) if i % 5 == 0]
+    from engine.train.inpaint import real_art_files
+
+    held_out = set(real_art_files(root / "mimi-and-eunice-clean" / "images", held_out=True))
+    strips = [s for s in mimi_strips(root) if s.image in held_out]  # never trained on
     if limit:
         mantra, strips = mantra[:limit], strips[:limit]
     for page in mantra:

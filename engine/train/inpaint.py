@@ -8,7 +8,7 @@ and total variation across the hole border.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -146,8 +146,8 @@ def train(run_dir: Path, cfg: InpaintConfig | None, minutes: float | None, log=p
     """Train (or resume) the run in ``run_dir`` for ``minutes`` (None: until total_steps). Returns its info."""
     import os
 
-    if cfg is None and os.environ.get(REAL_ART_ENV):
-        cfg = InpaintConfig(real_art_dir=os.environ[REAL_ART_ENV])
+    if os.environ.get(REAL_ART_ENV) and (cfg is None or cfg.real_art_dir is None):
+        cfg = replace(cfg or InpaintConfig(), real_art_dir=os.environ[REAL_ART_ENV])
     cfg = resolve_config(run_dir, InpaintConfig, cfg)
     torch.manual_seed(cfg.seed)
     model = build_model("pconv_unet", **cfg.model_kwargs())
