@@ -74,6 +74,9 @@ class SampleStream:
                 self._real_cache.pop(next(iter(self._real_cache)))
             self._real_cache[path] = np.asarray(Image.open(path).convert("RGB"))
         art = self._real_cache[path]
+        if art.shape[0] < size or art.shape[1] < size:  # a short strip: mirror it out to the crop size
+            pad_y, pad_x = max(0, size - art.shape[0]), max(0, size - art.shape[1])
+            art = np.pad(art, ((0, pad_y), (0, pad_x), (0, 0)), mode="symmetric")
         y = int(rng.integers(art.shape[0] - size + 1))
         x = int(rng.integers(art.shape[1] - size + 1))
         return art[y:y + size, x:x + size]
