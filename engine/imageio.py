@@ -105,6 +105,12 @@ def to_pil(rgb: np.ndarray, alpha: np.ndarray | None = None) -> Image.Image:
     return Image.fromarray(np.dstack([rgb, alpha]), "RGBA")
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def save_png_atomic(img: Image.Image, path: str | os.PathLike) -> None:
     """Write a PNG through a uniquely named temporary file in the same folder, then rename it into place."""
     path = Path(path)
@@ -113,6 +119,7 @@ def save_png_atomic(img: Image.Image, path: str | os.PathLike) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             img.save(f, format="PNG")
+        os.chmod(tmp, 0o666 & ~_umask())  # the mode any new file gets, not the temporary file's 0600
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -122,6 +122,7 @@ def save_weights(
     path = folder / f"{name}.safetensors"
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     save_file(state, str(path), metadata={"name": name, "arch": arch})
+    path.chmod(0o644)
     manifest = read_manifest(folder)
     previous = manifest.get(role, {}).get("file")
     if previous and previous != path.name and (folder / previous).is_file():
@@ -153,4 +154,5 @@ def _write_json_atomic(path: Path, data: Any) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=2, sort_keys=True)
         f.write("\n")
+    os.chmod(tmp, 0o644)  # shipped with the package: readable by everyone who runs it
     os.replace(tmp, path)

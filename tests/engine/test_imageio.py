@@ -116,3 +116,16 @@ def test_mask_must_match_the_image(tmp_path):
     assert load_mask(path, (3, 1)).tolist() == [[False, True, False]]
     with pytest.raises(InputError, match="masks must have the image's size"):
         load_mask(path, (4, 1))
+
+
+def test_saved_png_gets_the_usual_file_mode(tmp_path):
+    import os
+
+    from engine.imageio import save_png_atomic
+
+    old = os.umask(0o022)
+    try:
+        save_png_atomic(Image.new("L", (2, 2)), tmp_path / "out.png")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "out.png").stat().st_mode & 0o777 == 0o644
