@@ -247,6 +247,16 @@ def cmd_train(args) -> int:
     return train_main(args)
 
 
+def _thresholds(text: str) -> list[float]:
+    try:
+        levels = [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, like 0.3,0.5, got {text!r}") from None
+    if not levels or not all(0.0 < t < 1.0 for t in levels):
+        raise argparse.ArgumentTypeError(f"thresholds must lie between 0 and 1 (exclusive), got {text!r}")
+    return levels
+
+
 def cmd_eval(args) -> int:
     from engine.eval.cli import eval_main
 
@@ -325,6 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overlays", metavar="DIR", help="write overlay / side-by-side PNGs here")
     p.add_argument("--limit", type=int, help="at most this many pages per set")
     p.add_argument("--record", action="store_true", help="store the table in the evaluated weights' manifest")
+    p.add_argument("--thresholds", type=_thresholds, metavar="T,T,...",
+                   help="textseg: score the mask at each of these text-probability levels (default: the engine's)")
     p.set_defaults(func=cmd_eval)
     return parser
 

@@ -16,6 +16,8 @@ def record(args, role: str, rows: list[dict], weights: Path | None) -> None:
     from engine.weights import record_metrics
 
     command = "kesu eval " + role + (f" --limit {args.limit}" if args.limit else "")
+    if getattr(args, "thresholds", None):
+        command += " --thresholds " + ",".join(f"{t:g}" for t in args.thresholds)
     record_metrics(role, "evaluation", {"command": command, "date": time.strftime("%Y-%m-%d"), "rows": rows}, weights)
     print(f"kesu: recorded in the {role} weights' manifest", file=sys.stderr)
 
@@ -38,7 +40,8 @@ def eval_main(args) -> int:
         from engine.eval import textseg
 
         engine = Engine.load(weights, roles=("textseg",))
-        rows = textseg.run(engine, root, overlays, args.limit, log=lambda m: print(m, file=sys.stderr))
+        rows = textseg.run(engine, root, overlays, args.limit, log=lambda m: print(m, file=sys.stderr),
+                           thresholds=args.thresholds)
         print(textseg.format_table(rows))
         record(args, "textseg", rows, weights)
     else:

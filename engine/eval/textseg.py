@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,15 +33,36 @@ def overlay(rgb: np.ndarray, mask: np.ndarray, boxes=(), colour=(255, 0, 64)) ->
     return img
 
 
-def synthetic_set(engine: Engine, options: CleanOptions, limit: int | None) -> dict:
+class Predictor:
+    """Text probability of a page from the engine, thresholded at each level of the sweep."""
+
+    def __init__(self, engine: Engine, options: CleanOptions, thresholds: Sequence[float]):
+        self.engine, self.options, self.thresholds = engine, options, list(thresholds)
+
+    def masks(self, rgb: np.ndarray) -> dict[float, np.ndarray]:
+        prob = self.engine.detect(rgb, self.options)
+        return {t: prob >= t for t in self.thresholds}
+
+    @property
+    def shown(self) -> float:
+        """The level whose masks the overlays show: the engine's own threshold if swept, else the first."""
+        return self.options.threshold if self.options.threshold in self.thresholds else self.thresholds[0]
+
+
+def _rows(base: dict, per_level: dict[float, dict]) -> list[dict]:
+    return [{**base, "threshold": t, **scores} for t, scores in per_level.items()]
+
+
+def synthetic_set(predict: Predictor, limit: int | None) -> list[dict]:
     from engine.synth import make_page
 
-    counts = MaskCounts()
+    counts = {t: MaskCounts() for t in predict.thresholds}
     count = min(limit or SYNTH_VALIDATION_PAGES, SYNTH_VALIDATION_PAGES)
     for i in range(count):
         page = make_page(VALIDATION_SEED_BASE + i, 768, 768)
-        counts.add(engine.text_mask(page.image, options), page.text_mask)
-    return {"set": "synthetic validation", "pages": count, **counts.scores()}
+        for t, pred in predict.masks(page.image).items():
+            counts[t].add(pred, page.text_mask)
+    return _rows({"set": "synthetic validation", "pages": count}, {t: c.scores() for t, c in counts.items()})
 
 
 def mimi_font(root: Path) -> str:
@@ -72,69 +94,91 @@ def gutter_columns(rgb: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return ignore & ~truth
 
 
-def mimi_set(engine, options, root: Path, limit, write: Callable | None) -> dict:
+def mimi_set(predict: Predictor, root: Path, limit, write: Callable | None) -> list[dict]:
     strips = [s for i, s in enumerate(mimi_strips(root)) if i % 5 == 0 and s.balloons and s.lines]
     strips = strips[:limit] if limit else strips
-    counts = MaskCounts()
+    counts = {t: MaskCounts() for t in predict.thresholds}
     font = mimi_font(root)
     for i, strip in enumerate(strips):
         page, truth = letter_strip(strip, font, seed=i)
-        pred = engine.text_mask(page, options)
         scored = ~gutter_columns(page, truth)
-        counts.add(pred[scored], truth[scored])
+        preds = predict.masks(page)
+        for t, pred in preds.items():
+            counts[t].add(pred[scored], truth[scored])
         if write:
-            write(f"mimi-{strip.image.stem}", overlay(page, pred))
-    return {"set": "real art + lettering (Mimi and Eunice, held-out fifth)", "pages": len(strips), **counts.scores()}
+            write(f"mimi-{strip.image.stem}", overlay(page, preds[predict.shown]))
+    base = {"set": "real art + lettering (Mimi and Eunice, held-out fifth)", "pages": len(strips)}
+    return _rows(base, {t: c.scores() for t, c in counts.items()})
 
 
-def openmantra_set(engine, options, root: Path, limit, write: Callable | None) -> dict:
-    pages = openmantra_pages(root)
-    pages = pages[:limit] if limit else pages
-    ink_total = ink_covered = boxes = boxes_covered = 0
-    mask_total = mask_outside = 0
-    for page in pages:
-        rgb, _ = load_image(page.image)
-        pred = engine.text_mask(rgb, options)
-        grey = to_grey(rgb)
+@dataclass
+class InkCounts:
+    """Real manga with box annotations only: how much of the dark ink inside the boxes the mask covers."""
+
+    ink_total: int = 0
+    ink_covered: int = 0
+    boxes: int = 0
+    boxes_covered: int = 0
+    mask_total: int = 0
+    mask_outside: int = 0
+
+    def add(self, pred: np.ndarray, grey: np.ndarray, text_boxes) -> None:
         inside = np.zeros_like(pred)
-        for y0, x0, y1, x1 in page.text_boxes:
+        for y0, x0, y1, x1 in text_boxes:
             inside[y0:y1, x0:x1] = True
             ink = grey[y0:y1, x0:x1] < INK_LEVEL
-            covered = ink & pred[y0:y1, x0:x1]
-            n_ink, n_cov = int(ink.sum()), int(covered.sum())
+            n_ink, n_cov = int(ink.sum()), int((ink & pred[y0:y1, x0:x1]).sum())
             if n_ink:
-                boxes += 1
-                boxes_covered += n_cov >= BOX_COVERED * n_ink
+                self.boxes += 1
+                self.boxes_covered += n_cov >= BOX_COVERED * n_ink
         ink_all = (grey < INK_LEVEL) & inside
-        ink_total += int(ink_all.sum())
-        ink_covered += int((ink_all & pred).sum())
-        mask_total += int(pred.sum())
-        mask_outside += int((pred & ~inside).sum())
+        self.ink_total += int(ink_all.sum())
+        self.ink_covered += int((ink_all & pred).sum())
+        self.mask_total += int(pred.sum())
+        self.mask_outside += int((pred & ~inside).sum())
+
+    def scores(self) -> dict[str, float]:
+        return {
+            "ink_recall": self.ink_covered / max(1, self.ink_total),
+            "boxes_90": self.boxes_covered / max(1, self.boxes),
+            "mask_outside_boxes": self.mask_outside / max(1, self.mask_total),
+        }
+
+
+def openmantra_set(predict: Predictor, root: Path, limit, write: Callable | None) -> list[dict]:
+    pages = openmantra_pages(root)
+    pages = pages[:limit] if limit else pages
+    counts = {t: InkCounts() for t in predict.thresholds}
+    for page in pages:
+        rgb, _ = load_image(page.image)
+        grey = to_grey(rgb)
+        preds = predict.masks(rgb)
+        for t, pred in preds.items():
+            counts[t].add(pred, grey, page.text_boxes)
         if write:
-            write(f"openmantra-{page.image.parent.parent.name}-{page.image.stem}", overlay(rgb, pred, page.text_boxes))
-    return {
-        "set": "real manga (OpenMantra dev, dialogue boxes)", "pages": len(pages),
-        "ink_recall": ink_covered / max(1, ink_total),
-        "boxes_90": boxes_covered / max(1, boxes),
-        "mask_outside_boxes": mask_outside / max(1, mask_total),
-    }
+            write(f"openmantra-{page.image.parent.parent.name}-{page.image.stem}",
+                  overlay(rgb, preds[predict.shown], page.text_boxes))
+    base = {"set": "real manga (OpenMantra dev, dialogue boxes)", "pages": len(pages)}
+    return _rows(base, {t: c.scores() for t, c in counts.items()})
 
 
-def sickzil_set(engine, options, root: Path, limit, write: Callable | None) -> dict:
+def sickzil_set(predict: Predictor, root: Path, limit, write: Callable | None) -> list[dict]:
     pairs = sickzil_pairs(root)
     pairs = pairs[:limit] if limit else pairs
-    counts = MaskCounts()
+    counts = {t: MaskCounts() for t in predict.thresholds}
     for orig, diff in pairs:
         rgb, _ = load_image(orig)
         truth = np.asarray(Image.open(diff).convert("L")) > 0
-        pred = engine.text_mask(rgb, options)
-        counts.add(pred, truth)
+        preds = predict.masks(rgb)
+        for t, pred in preds.items():
+            counts[t].add(pred, truth)
         if write:
-            write(f"sickzil-{orig.stem}", overlay(rgb, pred))
-    return {"set": "SickZil pairs (difference masks, pseudo-truth)", "pages": len(pairs), **counts.scores()}
+            write(f"sickzil-{orig.stem}", overlay(rgb, preds[predict.shown]))
+    base = {"set": "SickZil pairs (difference masks, pseudo-truth)", "pages": len(pairs)}
+    return _rows(base, {t: c.scores() for t, c in counts.items()})
 
 
-def look_pages(engine, options, root: Path, write: Callable) -> int:
+def look_pages(predict: Predictor, root: Path, write: Callable) -> int:
     """Overlays (no truth) for the other real pages, to look at."""
     patterns = ["climate-frogs-en/*.png", "panelcleaner/*_orig.png", "mokuro/*.jpg", "comic-text-detector/*[0-9].jpg",
                 "mic/ori.png"]
@@ -142,26 +186,31 @@ def look_pages(engine, options, root: Path, write: Callable) -> int:
     for pattern in patterns:
         for path in sorted(root.glob(pattern)):
             rgb, _ = load_image(path)
-            write(f"look-{path.parent.name}-{path.stem}", overlay(rgb, engine.text_mask(rgb, options)))
+            write(f"look-{path.parent.name}-{path.stem}", overlay(rgb, predict.masks(rgb)[predict.shown]))
             count += 1
     return count
 
 
 def run(engine: Engine, root: Path | None, overlays: Path | None, limit: int | None,
-        options: CleanOptions | None = None, log=print) -> list[dict]:
+        options: CleanOptions | None = None, log=print, thresholds: Sequence[float] | None = None) -> list[dict]:
+    """Score every set at each threshold (default: the engine's own); one row per set and threshold."""
     def write(name: str, img: Image.Image) -> None:
         save_png_atomic(img, overlays / f"{name}.png")
 
     writer = write if overlays else None
     options = options or CleanOptions()
-    rows = [synthetic_set(engine, options, limit)]
-    log(_format_row(rows[-1]))
+    predict = Predictor(engine, options, thresholds or [options.threshold])
+    rows = synthetic_set(predict, limit)
+    for row in rows:
+        log(_format_row(row))
     if root is not None:
         for fn in (mimi_set, openmantra_set, sickzil_set):
-            rows.append(fn(engine, options, root, limit, writer))
-            log(_format_row(rows[-1]))
+            new = fn(predict, root, limit, writer)
+            for row in new:
+                log(_format_row(row))
+            rows += new
         if overlays:
-            look_pages(engine, options, root, write)
+            look_pages(predict, root, write)
     return rows
 
 
@@ -169,14 +218,14 @@ COLUMNS = ["precision", "recall", "f1", "iou", "ink_recall", "boxes_90", "mask_o
 
 
 def _format_row(row: dict) -> str:
-    return f"  {row['set']}: " + ", ".join(f"{k} {row[k]:.4f}" for k in COLUMNS if k in row)
+    return f"  {row['set']} @ {row['threshold']:g}: " + ", ".join(f"{k} {row[k]:.4f}" for k in COLUMNS if k in row)
 
 
 def format_table(rows: list[dict]) -> str:
-    head = f"{'set':<56} {'pages':>5} " + " ".join(f"{c:>10}" for c in ["precision", "recall", "F1", "IoU",
-                                                                            "ink_rec", "boxes90", "outside"])
+    titles = ["precision", "recall", "F1", "IoU", "ink_rec", "boxes90", "outside"]
+    head = f"{'set':<56} {'pages':>5} {'thresh':>6} " + " ".join(f"{c:>10}" for c in titles)
     lines = [head, "-" * len(head)]
     for row in rows:
         cells = " ".join(f"{row[c]:>10.4f}" if c in row else f"{'':>10}" for c in COLUMNS)
-        lines.append(f"{row['set']:<56} {row['pages']:>5} {cells}")
+        lines.append(f"{row['set']:<56} {row['pages']:>5} {row['threshold']:>6g} {cells}")
     return "\n".join(lines)

@@ -1,0 +1,57 @@
+import argparse
+
+import numpy as np
+import pytest
+
+from engine.cli import _thresholds
+from engine.eval.textseg import InkCounts, Predictor, format_table, run
+
+
+class FixedProbability:
+    """Stands in for the engine: a left-to-right ramp of text probability, the same for every page."""
+
+    def detect(self, rgb, options):
+        h, w = rgb.shape[:2]
+        return np.broadcast_to(np.linspace(0.0, 1.0, w, dtype=np.float32), (h, w))
+
+
+def test_ink_counts_score_boxes_and_outside_share():
+    grey = np.full((40, 40), 255, np.uint8)
+    grey[5:15, 5:15] = 0        # box A: 100 ink pixels
+    grey[25:35, 25:35] = 0      # box B: 100 ink pixels
+    pred = np.zeros((40, 40), bool)
+    pred[5:15, 5:15] = True     # A fully covered
+    pred[25:35, 25:29] = True   # B 40% covered
+    pred[0:2, 0:10] = True      # 20 mask pixels outside every box
+    counts = InkCounts()
+    counts.add(pred, grey, [(5, 5, 15, 15), (25, 25, 35, 35)])
+    scores = counts.scores()
+    assert scores["ink_recall"] == pytest.approx(140 / 200)
+    assert scores["boxes_90"] == pytest.approx(0.5)
+    assert scores["mask_outside_boxes"] == pytest.approx(20 / 160)
+
+
+def test_sweep_gives_one_row_per_threshold_and_recall_falls_as_the_level_rises():
+    rows = run(FixedProbability(), None, None, limit=2, log=lambda m: None, thresholds=[0.2, 0.5, 0.8])
+    assert [r["threshold"] for r in rows] == [0.2, 0.5, 0.8]
+    recalls = [r["recall"] for r in rows]
+    assert recalls[0] > recalls[1] > recalls[2]
+    table = format_table(rows)
+    assert "0.2" in table and "0.8" in table and "synthetic validation" in table
+
+
+def test_overlays_show_the_engines_threshold_when_it_is_swept():
+    from engine.pipeline import CleanOptions
+
+    assert Predictor(None, CleanOptions(threshold=0.4), [0.3, 0.4]).shown == 0.4
+    assert Predictor(None, CleanOptions(threshold=0.5), [0.3, 0.4]).shown == 0.3
+
+
+@pytest.mark.parametrize("text", ["0", "1.5", "a,b", ""])
+def test_threshold_list_rejects_levels_outside_zero_one(text):
+    with pytest.raises(argparse.ArgumentTypeError):
+        _thresholds(text)
+
+
+def test_threshold_list_parses():
+    assert _thresholds("0.3,0.5") == [0.3, 0.5]
