@@ -1,0 +1,140 @@
+"""The Krita side of :class:`kesu.actions.DocumentAdapter`: the active document through Krita's Python API.
+
+Only this module and ``extension.py`` import ``krita`` and PyQt; the unit tests drive it with a fake
+``krita`` module.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .actions import TEXT_MASK, Source, UserError, pick_source_index
+from .pixels import Rect, layout_for
+from .qt import QByteArray
+
+# node types whose pixels are their own paint device; everything else (groups, file/filter/fill/clone/vector
+# layers) is read through its projection, i.e. what it shows
+PAINT_TYPES = ("paintlayer",)
+MASK_TYPES = ("transparencymask", "filtermask", "transformmask", "selectionmask", "colorizemask")
+
+
+def same_node(a: Any, b: Any) -> bool:
+    """Whether two libkis Node wrappers are the same layer (wrappers are made afresh on every call)."""
+    return a is not None and b is not None and a.uniqueId() == b.uniqueId()
+
+
+class KritaDocument:
+    """The active document of ``app`` (``Krita.instance()``); UserError when there is none."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.doc = app.activeDocument()
+        if self.doc is None:
+            raise UserError("No document is open: open a page (File > Open), click the layer with the text, "
+                            "then run the Kesu action again.")
+        self._source_node: Any = None
+
+    # ------------------------------------------------------------------ reading
+    def _source_node_pick(self) -> Any:
+        node = self.doc.activeNode()
+        if node is None:
+            raise UserError("No layer is active: click the layer with the text in the Layers docker, then try "
+                            "again.")
+        if node.type() in MASK_TYPES:
+            raise UserError(f"The active item \"{node.name()}\" is a {node.type()}, not a layer: click the "
+                            "layer with the text in the Layers docker, then try again.")
+        parent = node.parentNode()
+        if parent is not None:
+            siblings = parent.childNodes()
+            names = [n.name() for n in siblings]
+            idx = next((i for i, n in enumerate(siblings) if same_node(n, node)), None)
+            if idx is not None:
+                node = siblings[pick_source_index(names, idx)]
+        return node
+
+    def source(self) -> Source:
+        node = self._source_node_pick()
+        doc_layout = layout_for(self.doc.colorModel(), self.doc.colorDepth())
+        node_layout = layout_for(node.colorModel(), node.colorDepth())
+        if node_layout != doc_layout:
+            raise UserError(
+                f"The layer \"{node.name()}\" ({node.colorModel()}/{node.colorDepth()}) is not in the image's "
+                f"colour space ({self.doc.colorModel()}/{self.doc.colorDepth()}): convert the layer "
+                "(Layer > Convert > Convert Layer Color Space...) and try again.")
+        b = node.bounds()
+        rect = Rect(b.x(), b.y(), b.width(), b.height())
+        if rect.is_empty():
+            raise UserError(f"The layer \"{node.name()}\" is empty: there is nothing to look for text in.")
+        if node.type() in PAINT_TYPES:
+            data = node.pixelData(rect.x, rect.y, rect.width, rect.height)
+        else:
+            data = node.projectionPixelData(rect.x, rect.y, rect.width, rect.height)
+        pixels = bytes(data)
+        expected = rect.area * (4 if doc_layout == "BGRA" else 2)
+        if len(pixels) != expected:
+            raise UserError(f"Krita gave {len(pixels)} bytes for the layer \"{node.name()}\" "
+                            f"({rect.width}x{rect.height}), expected {expected}; the layer type "
+                            f"{node.type()} is not supported.")
+        self._source_node = node
+        return Source(node.name(), rect, doc_layout, pixels)
+
+    def selection_coverage(self, rect: Rect) -> bytes | None:
+        sel = self.doc.selection()
+        if sel is None or sel.width() <= 0 or sel.height() <= 0:
+            return None
+        return bytes(sel.pixelData(rect.x, rect.y, rect.width, rect.height))
+
+    def _text_mask_node(self) -> Any:
+        """The "Text Mask" layer directly above the source, else any layer of that name."""
+        src = self._source_node
+        parent = src.parentNode() if src is not None else None
+        if parent is not None:
+            siblings = parent.childNodes()
+            for i, n in enumerate(siblings):
+                if same_node(n, src) and i + 1 < len(siblings) and siblings[i + 1].name() == TEXT_MASK:
+                    return siblings[i + 1]
+        node = self.doc.nodeByName(TEXT_MASK)
+        return node if node is not None and node.type() in PAINT_TYPES else None
+
+    def text_mask_pixels(self, rect: Rect) -> bytes | None:
+        node = self._text_mask_node()
+        if node is None:
+            return None
+        return bytes(node.pixelData(rect.x, rect.y, rect.width, rect.height))
+
+    # ------------------------------------------------------------------ writing
+    def is_open(self) -> bool:
+        """False when the document was closed while a job ran."""
+        root = self.doc.rootNode()
+        return any(same_node(d.rootNode(), root) for d in self.app.documents())
+
+    def add_layer(self, name: str, rect: Rect, pixels: bytes, above_text_mask: bool, opacity: int) -> Any:
+        src = self._source_node
+        if src is None:
+            raise RuntimeError("add_layer before source()")
+        parent = src.parentNode() or self.doc.rootNode()
+        above = src
+        if above_text_mask:
+            siblings = parent.childNodes()
+            for i, n in enumerate(siblings):
+                if same_node(n, src) and i + 1 < len(siblings) and siblings[i + 1].name() == TEXT_MASK:
+                    above = siblings[i + 1]
+        layer = self.doc.createNode(name, "paintlayer")
+        if layer is None:
+            raise RuntimeError(f"Krita could not create the layer {name!r}")
+        if not parent.addChildNode(layer, above):
+            raise RuntimeError(f"Krita could not add the layer {name!r} to the document")
+        try:
+            layer.setPixelData(QByteArray(pixels), rect.x, rect.y, rect.width, rect.height)
+            if opacity != 255:
+                layer.setOpacity(opacity)
+        except BaseException:
+            layer.remove()
+            raise
+        return layer
+
+    def remove_layer(self, handle: Any) -> None:
+        handle.remove()
+
+    def refresh(self) -> None:
+        self.doc.refreshProjection()

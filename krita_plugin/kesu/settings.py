@@ -1,0 +1,104 @@
+"""User settings (grow, threshold, engine location): validation and persistence through a small store.
+
+Pure Python: the store is any object with ``read(key) -> str | None`` and ``write(key, value: str)``; in Krita
+it is Krita's own settings file (``Krita.instance().readSetting/writeSetting``, group "kesu"), so the values
+are remembered between sessions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+GROW_RANGE = (0, 64)            # the engine's limits (engine.pipeline.CleanOptions)
+THRESHOLD_RANGE = (0.01, 0.99)
+DEFAULT_GROW = 4
+DEFAULT_THRESHOLD = 0.5
+
+
+class SettingsStore(Protocol):
+    def read(self, key: str) -> str | None: ...
+
+    def write(self, key: str, value: str) -> None: ...
+
+
+class SettingsError(ValueError):
+    """A value the user typed that cannot be used; the message says what is allowed."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """``grow_px``: pixels added around the detected text before erasing; ``threshold``: text probability at
+    which a pixel counts as text; ``engine_python``: the engine's interpreter ('' = the installer's, from
+    plugin.json)."""
+
+    grow_px: int = DEFAULT_GROW
+    threshold: float = DEFAULT_THRESHOLD
+    engine_python: str = ""
+
+    def validated(self) -> Settings:
+        """Self when every value is usable, else SettingsError naming the bad one."""
+        lo, hi = GROW_RANGE
+        if isinstance(self.grow_px, bool) or not isinstance(self.grow_px, int) or not lo <= self.grow_px <= hi:
+            raise SettingsError(f"grow must be a whole number of pixels from {lo} to {hi}, got {self.grow_px!r}")
+        lo_t, hi_t = THRESHOLD_RANGE
+        if not isinstance(self.threshold, (int, float)) or not lo_t <= float(self.threshold) <= hi_t:
+            raise SettingsError(f"threshold must be between {lo_t} and {hi_t}, got {self.threshold!r}")
+        return replace(self, threshold=float(self.threshold), engine_python=self.engine_python.strip())
+
+    def engine_options(self) -> dict[str, Any]:
+        """The options sent with every job (names of engine.pipeline.CleanOptions)."""
+        return {"grow_px": self.grow_px, "threshold": self.threshold}
+
+
+KEYS = ("grow_px", "threshold", "engine_python")
+
+
+def load(store: SettingsStore) -> Settings:
+    """Settings from ``store``; a missing or unreadable value falls back to its default (never raises)."""
+    values: dict[str, Any] = {}
+    raw = store.read("grow_px")
+    if raw not in (None, ""):
+        try:
+            values["grow_px"] = int(str(raw).strip())
+        except ValueError:
+            pass
+    raw = store.read("threshold")
+    if raw not in (None, ""):
+        try:
+            values["threshold"] = float(str(raw).strip())
+        except ValueError:
+            pass
+    raw = store.read("engine_python")
+    if raw:
+        values["engine_python"] = str(raw)
+    settings = Settings()
+    for key, value in values.items():
+        candidate = replace(settings, **{key: value})
+        try:
+            settings = candidate.validated()
+        except SettingsError:
+            continue  # a bad stored value (hand-edited kritarc) is ignored, not fatal
+    return settings
+
+
+def save(store: SettingsStore, settings: Settings) -> Settings:
+    """Validate and write ``settings``; returns the validated copy (SettingsError if a value is bad)."""
+    good = settings.validated()
+    store.write("grow_px", str(good.grow_px))
+    store.write("threshold", repr(good.threshold))
+    store.write("engine_python", good.engine_python)
+    return good
+
+
+def parse(grow: str, threshold: str, engine_python: str) -> Settings:
+    """Settings from the text of the dialog's fields; SettingsError with a message for the user."""
+    try:
+        grow_px = int(grow.strip())
+    except ValueError:
+        raise SettingsError(f"grow must be a whole number of pixels, got {grow!r}") from None
+    try:
+        thr = float(threshold.strip())
+    except ValueError:
+        raise SettingsError(f"threshold must be a number between 0 and 1, got {threshold!r}") from None
+    return Settings(grow_px, thr, engine_python).validated()
