@@ -1,0 +1,231 @@
+"""Unit tests of the GIMP plug-in's pure logic (gimp_plugin/kesu/kesu_core.py): no GIMP needed."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.protocol import ProtocolError
+from gimp_plugin.kesu import kesu_core as core
+from gimp_plugin.kesu.kesu_core import KesuError, Rect, Settings
+
+
+# ------------------------------------------------------------------------------------------------ settings
+def test_settings_defaults_match_the_engine_defaults():
+    from engine.pipeline import CleanOptions
+
+    s = Settings()
+    assert (s.grow_px, s.threshold) == (CleanOptions().grow_px, CleanOptions().threshold)
+
+
+@pytest.mark.parametrize("kw", [{"grow_px": -1}, {"grow_px": 65}, {"threshold": 0.0}, {"threshold": 0.99}])
+def test_settings_out_of_range_say_the_range(kw):
+    with pytest.raises(KesuError, match="must be between"):
+        Settings(**kw)
+
+
+def test_settings_limits_are_accepted_by_the_engine():
+    from engine.pipeline import CleanOptions
+
+    for grow, thr in [(core.GROW_PX.lo, core.THRESHOLD.lo), (core.GROW_PX.hi, core.THRESHOLD.hi)]:
+        opts = Settings(int(grow), thr).engine_options("clean")
+        CleanOptions.from_dict(opts)  # raises on a value the engine refuses
+
+
+@pytest.mark.parametrize("op,keys", [("detect", {"threshold"}), ("inpaint", set()),
+                                     ("clean", {"threshold", "grow_px"})])
+def test_engine_options_per_op(op, keys):
+    assert set(Settings(7, 0.3).engine_options(op)) == keys
+
+
+def test_procedures_are_the_promised_ones():
+    assert [p.name for p in core.PROCEDURES] == ["kesu-detect-text", "kesu-inpaint-selection", "kesu-clean-page"]
+    assert [p.label for p in core.PROCEDURES] == ["Detect Text", "Inpaint Selection", "Clean Page"]
+    assert core.MENU_PATH == "<Image>/Filters/Text Removal"
+
+
+# ------------------------------------------------------------------------------------------------ geometry
+@pytest.mark.parametrize("a,b,want", [
+    (Rect(0, 0, 10, 10), Rect(5, 5, 10, 10), Rect(5, 5, 5, 5)),
+    (Rect(0, 0, 10, 10), Rect(10, 0, 5, 5), Rect(10, 0, 0, 5)),   # touching: empty
+    (Rect(-3, -4, 10, 10), Rect(0, 0, 4, 4), Rect(0, 0, 4, 4)),
+])
+def test_intersect(a, b, want):
+    assert a.intersect(b) == want
+    assert b.intersect(a) == want
+
+
+def test_bounds_rect_is_end_exclusive():
+    assert core.bounds_rect(2, 3, 12, 5) == Rect(2, 3, 10, 2)
+
+
+def test_inpaint_rect_adds_margin_inside_the_layer():
+    layer = Rect(100, 50, 400, 300)         # a layer with offsets
+    sel = Rect(120, 60, 20, 20)
+    assert core.inpaint_rect(layer, sel, margin=30) == Rect(100, 50, 70, 60)   # clipped at the layer's corner
+    assert core.inpaint_rect(layer, Rect(300, 200, 10, 10), margin=5) == Rect(295, 195, 20, 20)
+
+
+def test_inpaint_rect_refuses_a_selection_off_the_layer():
+    with pytest.raises(KesuError, match="does not overlap"):
+        core.inpaint_rect(Rect(100, 50, 400, 300), Rect(0, 0, 100, 50))
+
+
+def test_relative_to():
+    assert Rect(110, 60, 5, 6).relative_to(Rect(100, 50, 400, 300)) == Rect(10, 10, 5, 6)
+
+
+# ------------------------------------------------------------------------------------------- pixel bytes
+def test_binarize_threshold_is_half():
+    assert core.binarize(bytes([0, 1, 127, 128, 200, 255])) == bytes([0, 0, 0, 255, 255, 255])
+
+
+def test_mask_from_rgba_layer_reads_alpha_only():
+    # colour is irrelevant (the user may paint in any colour); alpha >= 128 is text
+    rgba = bytes([255, 0, 0, 255, 0, 0, 0, 0, 9, 9, 9, 128, 255, 255, 255, 127])
+    assert core.mask_from_rgba_layer(rgba) == bytes([255, 0, 255, 0])
+
+
+def test_mask_to_rgba_round_trips():
+    mask = bytes([0, 255, 0, 1, 255])
+    rgba = core.mask_to_rgba(mask, (10, 20, 30))
+    assert rgba == bytes([0, 0, 0, 0, 10, 20, 30, 255, 0, 0, 0, 0, 10, 20, 30, 255, 10, 20, 30, 255])
+    assert core.mask_from_rgba_layer(rgba) == bytes([0, 255, 0, 255, 255])
+
+
+def test_alpha_of_refuses_partial_pixels():
+    with pytest.raises(ValueError):
+        core.alpha_of(b"\x00" * 5)
+
+
+def test_mask_and_and_clip():
+    assert core.mask_and(bytes([0, 255, 255, 0]), bytes([255, 255, 0, 0])) == bytes([0, 255, 0, 0])
+    rgba = bytes([1, 2, 3, 4, 5, 6, 7, 8])
+    assert core.clip_rgba(rgba, bytes([0, 255])) == bytes([0, 0, 0, 0, 5, 6, 7, 8])
+    with pytest.raises(ValueError):
+        core.mask_and(bytes(2), bytes(3))
+
+
+def test_count_set_and_crop():
+    assert core.count_set(bytes([0, 3, 0, 255])) == 2
+    img = bytes(range(4 * 3 * 2))            # 4x3, 2 bytes per pixel
+    assert core.crop(img, 4, 2, Rect(1, 1, 2, 2)) == bytes([10, 11, 12, 13, 18, 19, 20, 21])
+
+
+# ------------------------------------------------------------------------------------------------ planning
+def test_plan_inpaint():
+    assert core.plan_inpaint(True, True) == ("selection", "inpaint")          # a selection wins
+    assert core.plan_inpaint(False, True) == ("text-mask", "clean")           # the mask is grown by the engine
+    with pytest.raises(KesuError, match="Detect Text"):
+        core.plan_inpaint(False, False)
+
+
+@pytest.mark.parametrize("base,kind,match", [
+    ("INDEXED", "layer", "Image > Mode > RGB"),
+    ("RGB", "group", "layer group"),
+    ("GRAY", "mask", "layer mask"),
+    ("RGB", "channel", "layer mask or channel"),
+])
+def test_check_image_mode_refuses_clearly(base, kind, match):
+    with pytest.raises(KesuError, match=match):
+        core.check_image_mode(base, kind)
+
+
+@pytest.mark.parametrize("base", ["RGB", "GRAY"])
+def test_check_image_mode_accepts_rgb_and_grey(base):
+    core.check_image_mode(base, "layer")
+
+
+def test_source_index_skips_kesu_layers():
+    names = ["Cleaned", "Text Mask", "Background", "Paper"]
+    assert core.source_index(names, 0) == 2
+    assert core.source_index(names, 1) == 2
+    assert core.source_index(names, 3) == 3
+    assert core.source_index(["Text Mask #1", "Page"], 0) == 1
+    with pytest.raises(KesuError, match="no page below"):
+        core.source_index(["Background", "Text Mask"], 1)
+
+
+def test_text_mask_index_finds_the_pages_own_mask():
+    assert core.text_mask_index(["Cleaned", "Text Mask", "Background"], 2) == 1
+    assert core.text_mask_index(["Text Mask", "Cleaned", "Background"], 2) == 0
+    assert core.text_mask_index(["Text Mask", "Other", "Background"], 2) is None   # not through other layers
+    assert core.text_mask_index(["Background"], 0) is None
+
+
+# -------------------------------------------------------------------------------------------------- engine
+class FakeClient:
+    """Stands in for kesu_protocol.Client: records the request, answers with ``answer`` or raises ``error``."""
+
+    def __init__(self, answer=None, error=None):
+        self.answer, self.error, self.calls, self.closed = answer, error, [], False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.closed = True
+
+    def run(self, op, pixels, width, height, channels, mask=None, options=None, progress=None):
+        self.calls.append(dict(op=op, n=len(pixels), size=(width, height), channels=channels, mask=mask,
+                               options=options))
+        if progress:
+            progress(0.5, "Detecting text")
+        if self.error:
+            raise self.error
+        return self.answer
+
+
+def test_run_engine_sends_rgba_with_options_and_returns_mask():
+    client = FakeClient({"mask": bytes(6), "pixels": None, "channels": None})
+    seen = []
+    res = core.run_engine(lambda: client, "detect", bytes(2 * 3 * 4), 2, 3, Settings(5, 0.4),
+                          progress=lambda f, m: seen.append((f, m)))
+    assert client.calls == [dict(op="detect", n=24, size=(2, 3), channels="RGBA", mask=None,
+                                 options={"threshold": 0.4})]
+    assert client.closed and res.mask == bytes(6) and seen == [(0.5, "Detecting text")]
+
+
+def test_run_engine_sends_rgb_for_layers_without_alpha():
+    client = FakeClient({"mask": bytes(6), "pixels": bytes(24), "channels": "RGBA"})
+    res = core.run_engine(lambda: client, "clean", bytes(18), 2, 3, Settings(), channels="RGB")
+    assert client.calls[0]["channels"] == "RGB" and client.calls[0]["n"] == 18 and res.pixels == bytes(24)
+    with pytest.raises(ValueError):
+        core.run_engine(lambda: client, "clean", bytes(24), 2, 3, Settings(), channels="RGB")
+
+
+def test_run_engine_checks_the_answer():
+    client = FakeClient({"mask": bytes(6), "pixels": bytes(5), "channels": "RGBA"})
+    with pytest.raises(KesuError, match="no usable pixels"):
+        core.run_engine(lambda: client, "clean", bytes(24), 2, 3, Settings())
+
+
+@pytest.mark.parametrize("kind,msg,want", [
+    ("not_installed", "the Kesu engine is not installed; run the Kesu installer", "run the Kesu installer"),
+    ("weights", "textseg.main.safetensors is missing", "no usable model weights"),
+    ("cancelled", "cancelled", "the image was not changed"),
+])
+def test_run_engine_turns_protocol_errors_into_user_messages(kind, msg, want):
+    client = FakeClient(error=ProtocolError(msg, kind))
+    with pytest.raises(KesuError, match=want):
+        core.run_engine(lambda: client, "detect", bytes(24), 2, 3, Settings())
+    assert client.closed
+
+
+def test_run_engine_lets_bugs_through():
+    with pytest.raises(ZeroDivisionError):
+        core.run_engine(lambda: FakeClient(error=ZeroDivisionError()), "detect", bytes(24), 2, 3, Settings())
+
+
+def test_connect_failure_is_a_user_message():
+    def connect():
+        raise ProtocolError("the Kesu engine interpreter /nope does not exist; re-run the Kesu installer",
+                            "not_installed")
+
+    with pytest.raises(KesuError, match="/nope does not exist"):
+        core.run_engine(connect, "detect", bytes(24), 2, 3, Settings())
+
+
+def test_failure_message_names_the_log_and_says_unchanged():
+    m = core.failure_message("Detect Text", "the engine is not installed; run the installer.", "/x/gimp.log")
+    assert m.startswith("Kesu Detect Text failed. The engine is not installed; run the installer.")
+    assert "The image was not changed" in m and m.endswith("/x/gimp.log")
