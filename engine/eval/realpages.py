@@ -57,10 +57,9 @@ def mimi_strips(root: Path) -> list[Strip]:
         balloons = []
         for line in tsv.read_text(encoding="utf-8", errors="replace").splitlines()[2:]:
             parts = line.split("}}")[0].split("\t")
-            if len(parts) >= 5 and all(p.strip().lstrip("-").isdigit() for p in parts[1:5]):
+            # only non-negative corners: "-1 -1 -1 -1" marks a strip without balloons
+            if len(parts) >= 5 and all(p.strip().isdigit() for p in parts[1:5]):
                 x0, y0, x1, y1 = (int(p) for p in parts[1:5])
-                if min(x0, y0, x1, y1) < 0:  # "-1 -1 -1 -1": the strip has no balloon
-                    continue
                 balloons.append((parts[0], (min(y0, y1), min(x0, x1), max(y0, y1), max(x0, x1))))
         lines = []
         for line in txt.read_text(encoding="utf-8", errors="replace").splitlines()[1:]:

@@ -49,8 +49,9 @@ class Predictor:
         return self.options.threshold if self.options.threshold in self.thresholds else self.thresholds[0]
 
 
-def _rows(base: dict, per_level: dict[float, dict]) -> list[dict]:
-    return [{**base, "threshold": t, **scores} for t, scores in per_level.items()]
+def _rows(base: dict, counts_per_level: dict) -> list[dict]:
+    """One table row per threshold from its counts (anything with ``scores()``)."""
+    return [{**base, "threshold": t, **counts.scores()} for t, counts in counts_per_level.items()]
 
 
 def synthetic_set(predict: Predictor, limit: int | None) -> list[dict]:
@@ -62,7 +63,7 @@ def synthetic_set(predict: Predictor, limit: int | None) -> list[dict]:
         page = make_page(VALIDATION_SEED_BASE + i, 768, 768)
         for t, pred in predict.masks(page.image).items():
             counts[t].add(pred, page.text_mask)
-    return _rows({"set": "synthetic validation", "pages": count}, {t: c.scores() for t, c in counts.items()})
+    return _rows({"set": "synthetic validation", "pages": count}, counts)
 
 
 def mimi_font(root: Path) -> str:
@@ -108,7 +109,7 @@ def mimi_set(predict: Predictor, root: Path, limit, write: Callable | None) -> l
         if write:
             write(f"mimi-{strip.image.stem}", overlay(page, preds[predict.shown]))
     base = {"set": "real art + lettering (Mimi and Eunice, held-out fifth)", "pages": len(strips)}
-    return _rows(base, {t: c.scores() for t, c in counts.items()})
+    return _rows(base, counts)
 
 
 @dataclass
@@ -159,7 +160,7 @@ def openmantra_set(predict: Predictor, root: Path, limit, write: Callable | None
             write(f"openmantra-{page.image.parent.parent.name}-{page.image.stem}",
                   overlay(rgb, preds[predict.shown], page.text_boxes))
     base = {"set": "real manga (OpenMantra dev, dialogue boxes)", "pages": len(pages)}
-    return _rows(base, {t: c.scores() for t, c in counts.items()})
+    return _rows(base, counts)
 
 
 def sickzil_set(predict: Predictor, root: Path, limit, write: Callable | None) -> list[dict]:
@@ -175,7 +176,7 @@ def sickzil_set(predict: Predictor, root: Path, limit, write: Callable | None) -
         if write:
             write(f"sickzil-{orig.stem}", overlay(rgb, preds[predict.shown]))
     base = {"set": "SickZil pairs (difference masks, pseudo-truth)", "pages": len(pairs)}
-    return _rows(base, {t: c.scores() for t, c in counts.items()})
+    return _rows(base, counts)
 
 
 def look_pages(predict: Predictor, root: Path, write: Callable) -> int:

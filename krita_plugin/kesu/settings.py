@@ -57,18 +57,13 @@ KEYS = ("grow_px", "threshold", "engine_python")
 def load(store: SettingsStore) -> Settings:
     """Settings from ``store``; a missing or unreadable value falls back to its default (never raises)."""
     values: dict[str, Any] = {}
-    raw = store.read("grow_px")
-    if raw not in (None, ""):
-        try:
-            values["grow_px"] = int(str(raw).strip())
-        except ValueError:
-            pass
-    raw = store.read("threshold")
-    if raw not in (None, ""):
-        try:
-            values["threshold"] = float(str(raw).strip())
-        except ValueError:
-            pass
+    for key, parse in (("grow_px", int), ("threshold", float)):
+        raw = store.read(key)
+        if raw not in (None, ""):
+            try:
+                values[key] = parse(str(raw).strip())
+            except ValueError:
+                pass
     raw = store.read("engine_python")
     if raw:
         values["engine_python"] = str(raw)
