@@ -18,7 +18,7 @@ from scipy import ndimage
 
 from engine.eval.image_metrics import masked_ssim
 from engine.eval.metrics import mean_abs_error, psnr
-from engine.eval.realpages import mimi_strips, openmantra_pages
+from engine.eval.realpages import mimi_strips, openmantra_pages, real_art_files
 from engine.imageio import load_image, save_png_atomic
 from engine.pipeline import CleanOptions, Engine
 from engine.pipeline.detect import to_grey
@@ -94,7 +94,6 @@ def methods(engine: Engine):
 def pages(root: Path, limit: int | None):
     """(name, rgb, avoid mask or None) of the evaluation pages."""
     mantra = openmantra_pages(root)
-    from engine.train.inpaint import real_art_files
 
     held_out = set(real_art_files(root / "mimi-and-eunice-clean" / "images", held_out=True))
     strips = [s for s in mimi_strips(root) if s.image in held_out]  # never trained on

@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from engine.errors import InputError
 
 Box = tuple[int, int, int, int]  # (y0, x0, y1, x1), end-exclusive
@@ -68,6 +70,35 @@ def mimi_strips(root: Path) -> list[Strip]:
                 lines.append((speaker.strip(), text.strip()))
         strips.append(Strip(image, balloons, lines))
     return strips
+
+
+def real_art_files(folder: str | Path, held_out: bool) -> list[Path]:
+    """PNG files of a clean-art folder, sorted; every 5th is held out for evaluation, the rest may be trained on."""
+    files = sorted(Path(folder).glob("*.png"))
+    return [f for i, f in enumerate(files) if (i % 5 == 0) == held_out]
+
+
+def erase_gutter_credits(grey: np.ndarray) -> np.ndarray:
+    """A copy of a grey Mimi and Eunice strip with the credit line in its panel gutters painted white.
+
+    The clean strips keep a small vertical credit ("Original comic from ...") in a white gutter between panels:
+    real text that no truth mask marks. Gutters are narrow runs of mostly white columns (gaps of a few columns,
+    where the credit's letters are, bridged) near the two panel boundaries of the 3-panel strips.
+    """
+    out = grey.copy()
+    W = grey.shape[1]
+    white_columns = (grey > 240).mean(axis=0) > 0.85
+    runs: list[list[int]] = []
+    for x in np.flatnonzero(white_columns):
+        if runs and x - runs[-1][1] <= 12:
+            runs[-1][1] = int(x)
+        else:
+            runs.append([int(x), int(x)])
+    for x0, x1 in runs:
+        centre = (x0 + x1) / 2 / W
+        if x1 - x0 <= 80 and (0.30 < centre < 0.36 or 0.64 < centre < 0.70):
+            out[:, x0:x1 + 1] = 255
+    return out
 
 
 def sickzil_pairs(root: Path) -> list[tuple[Path, Path]]:

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from engine.eval.metrics import MaskCounts
-from engine.eval.realpages import mimi_strips, openmantra_pages, sickzil_pairs
+from engine.eval.realpages import mimi_strips, openmantra_pages, real_art_files, sickzil_pairs
 from engine.imageio import load_image, save_png_atomic
 from engine.pipeline import CleanOptions, Engine
 from engine.pipeline.detect import to_grey
@@ -96,7 +96,8 @@ def gutter_columns(rgb: np.ndarray, truth: np.ndarray) -> np.ndarray:
 
 
 def mimi_set(predict: Predictor, root: Path, limit, write: Callable | None) -> list[dict]:
-    strips = [s for i, s in enumerate(mimi_strips(root)) if i % 5 == 0 and s.balloons and s.lines]
+    held_out = set(real_art_files(root / "mimi-and-eunice-clean" / "images", held_out=True))  # never trained on
+    strips = [s for s in mimi_strips(root) if s.image in held_out and s.balloons and s.lines]
     strips = strips[:limit] if limit else strips
     counts = {t: MaskCounts() for t in predict.thresholds}
     font = mimi_font(root)

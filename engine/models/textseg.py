@@ -124,7 +124,9 @@ class MobileNetV2Encoder(nn.Module):
         self.out_se = SCSE(self.out_channels)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = self.stem(x)
+        # A 1-channel input is both NCHW- and channels-last-contiguous, so the stem's output would come out
+        # NCHW and every later convolution would miss oneDNN's channels-last path (2x slower on the CPU).
+        x = self.stem(x).contiguous(memory_format=torch.channels_last)
         low = x
         for i, block in enumerate(self.blocks):
             x = block(x)

@@ -11,6 +11,8 @@ from pathlib import Path
 import torch
 
 STATE_ROOT = Path(__file__).resolve().parent / "state"
+# A folder of clean real comic strips (PNG) to train on besides synthetic data; every 5th file is held out.
+REAL_ART_ENV = "KESU_REAL_ART_DIR"
 
 
 def warmup_cosine(step: int, total: int, warmup: int, floor: float = 0.02) -> float:

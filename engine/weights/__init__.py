@@ -72,10 +72,12 @@ def manifest_entry(role: str, folder: Path | None = None) -> dict[str, Any]:
 
 
 def load_model(role: str, folder: Path | None = None):
-    """Build the model of ``role`` and load its weights, verifying the sha256. Returns the model in eval mode."""
+    """Build the model of ``role`` and load its weights, verifying the sha256. Returns the model ready for
+    inference: eval mode, batch normalisation folded into the convolutions (so it is not for training)."""
     from safetensors.torch import load_file
 
     from engine.models import build_model
+    from engine.models.fold import fold_batchnorm
 
     folder = Path(folder) if folder else default_weights_dir()
     entry = manifest_entry(role, folder)
@@ -100,7 +102,7 @@ def load_model(role: str, folder: Path | None = None):
         raise WeightsError(
             f"the weights file {path} does not fit the {entry['arch']} model ({first}); reinstall Kesu"
         ) from e
-    return model.eval()
+    return fold_batchnorm(model)
 
 
 def save_weights(

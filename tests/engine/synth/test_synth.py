@@ -151,3 +151,37 @@ def test_vertical_columns_run_right_to_left():
     cols_first = np.nonzero(first_only.max(axis=0) > 0.5)[0]
     cols_second = np.nonzero(second_only.max(axis=0) > 0.5)[0]
     assert cols_first.min() > cols_second.max()  # the first column is to the right of the second
+
+
+def _art(seed: int) -> np.ndarray:
+    """A stand-in for a clean real strip: grey panels with thick black outlines."""
+    rng = np.random.default_rng(seed)
+    art = np.full((SIZE, SIZE), 200, np.uint8)
+    for _ in range(6):
+        y, x = rng.integers(0, SIZE - 40, 2)
+        art[y:y + 40, x:x + 8] = 0
+    return art
+
+
+def test_letter_over_art_same_seed_same_bytes_and_mask_on_changed_pixels():
+    from engine.synth.overart import letter_over_art
+
+    pages = [letter_over_art(_art(s), s) for s in range(8)]
+    again = letter_over_art(_art(3), 3)
+    assert again.image.tobytes() == pages[3].image.tobytes()
+    lettered = [p for p in pages if p.text_mask.any()]
+    blank = [p for p in pages if not p.text_mask.any()]
+    assert lettered and blank  # some pages carry text, some are pure negatives
+    for p in blank:
+        assert p.image.tobytes() == p.clean.tobytes()
+    for p in lettered:
+        changed = np.abs(p.image.astype(int) - p.clean.astype(int)).max(axis=2) > 40
+        # pixels the lettering changed strongly lie on (or within JPEG/blur reach of) the mask
+        assert (changed & ~_dilate(p.text_mask, 8)).sum() <= 0.002 * changed.size
+
+
+def test_letter_over_art_refuses_a_float_image():
+    from engine.synth.overart import letter_over_art
+
+    with pytest.raises(ValueError, match="uint8"):
+        letter_over_art(np.zeros((64, 64), np.float32), 0)
