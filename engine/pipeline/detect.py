@@ -61,10 +61,10 @@ def detect_probability(
     grey = to_grey(rgb)
     height, width = grey.shape
     scale = working_scale(height, width, short_side)
-    if scale < 1.0:
+    if scale != 1.0:
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
         grey = np.asarray(Image.fromarray(grey).resize(size, Image.Resampling.LANCZOS))
     prob = tiled_apply(lambda window: predict_probability(model, window), grey, tile, margin, progress)
-    if scale < 1.0:
+    if scale != 1.0:
         prob = np.asarray(Image.fromarray(prob, "F").resize((width, height), Image.Resampling.BILINEAR))
     return np.clip(prob, 0.0, 1.0).astype(np.float32, copy=False)
