@@ -1,4 +1,4 @@
-"""``kesu train ROLE``: run (or resume) a training run; ``--release NAME`` ships its best weights."""
+"""``kesu train ROLE``: run (or resume) a training run; ``--release NAME`` ships its best (or last) weights."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def train_main(args) -> int:
         from engine.train import inpaint as trainer  # type: ignore[no-redef]
     run_dir = trainer.default_run_dir(args.run)
     if args.release:
-        release(args.role, run_dir, args.release, trainer)
+        release(args.role, run_dir, args.release, trainer, getattr(args, "checkpoint", "best"))
         return 0
     cfg = None
     if args.steps:
@@ -29,25 +29,46 @@ def train_main(args) -> int:
     return 0
 
 
-def release(role: str, run_dir: Path, name: str, trainer) -> None:
-    """Copy a run's best weights into engine/weights/ with their config and metrics in the manifest."""
+def _validation_at(run_dir: Path, step: int) -> dict | None:
+    """The validation scores the run's log holds for exactly ``step`` (None if it was not validated then)."""
+    log = run_dir / "log.jsonl"
+    found = None
+    if log.exists():
+        for line in log.read_text(encoding="utf-8").splitlines():
+            record = json.loads(line) if line.strip() else {}
+            if record.get("step") == step and "val" in record:
+                found = record["val"]
+    return found
+
+
+def release(role: str, run_dir: Path, name: str, trainer, checkpoint: str = "best") -> None:
+    """Copy a run's best (or last saved) weights into engine/weights/ with their config and metrics."""
     from safetensors.torch import load_file
 
     from engine.models import build_model
     from engine.weights import SHIPPED_DIR, save_weights
 
-    best = run_dir / "best.json"
-    if not best.exists():
-        raise EngineError(f"{run_dir} has no best weights yet; train longer (validation runs every few hundred steps)")
-    info = json.loads(best.read_text())
+    if checkpoint == "best":
+        meta, weights = run_dir / "best.json", run_dir / "best.safetensors"
+        missing = "has no best weights yet; train longer (validation runs every few hundred steps)"
+    else:
+        meta, weights = run_dir / "state.json", run_dir / "state.safetensors"
+        missing = "has no saved state; train first"
+    if not meta.exists() or not weights.exists():
+        raise EngineError(f"{run_dir} {missing}")
+    info = json.loads(meta.read_text())
     cfg = trainer.CONFIG_CLASS(**info["config"])
     arch, kwargs = trainer.ARCH, cfg.model_kwargs()
     model = build_model(arch, **kwargs)
-    model.load_state_dict(load_file(str(run_dir / "best.safetensors")))
+    tensors = load_file(str(weights))
+    if checkpoint == "last":  # the state file also holds the optimiser: keep the model's tensors only
+        tensors = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    model.load_state_dict(tensors)
+    validation = info.get("val") if checkpoint == "best" else _validation_at(run_dir, info["step"])
     extra = {
-        "training": {"run": run_dir.name, "step": info["step"], "commit": info.get("commit"),
-                     "data": trainer.TRAINING_DATA, "config": info["config"]},
-        "metrics": {"synthetic_validation": info.get("val")},
+        "training": {"run": run_dir.name, "step": info["step"], "checkpoint": checkpoint,
+                     "commit": info.get("commit"), "data": trainer.TRAINING_DATA, "config": info["config"]},
+        "metrics": {"synthetic_validation": validation},
     }
     path = save_weights(model, role, name, arch, kwargs, SHIPPED_DIR, extra)
-    print(f"released {path} (step {info['step']}, validation {info.get('val')})", file=sys.stderr)
+    print(f"released {path} ({checkpoint} checkpoint, step {info['step']}, validation {validation})", file=sys.stderr)

@@ -79,3 +79,25 @@ def test_textseg_crops_from_real_art_are_lettered_strips(tmp_path):
     background = x[y == 0]
     # the held-out strip is grey 10 (0.04); the trained-on one is grey 100 (0.39), shifted by scan degradations
     assert 0.2 < float(background.median()) < 0.6
+
+
+@pytest.mark.slow
+def test_release_ships_the_best_or_the_last_checkpoint(tmp_path, monkeypatch):
+    import engine.weights
+    from engine.train.cli import release
+
+    torch.set_num_threads(1)
+    run_dir = tmp_path / "run"
+    _run(run_dir, 3)  # validated at steps 2 and 3; the state is step 3
+    monkeypatch.setattr(engine.weights, "SHIPPED_DIR", tmp_path / "weights")
+    release("textseg", run_dir, "textseg.last", textseg, "last")
+    manifest = json.loads((tmp_path / "weights" / "manifest.json").read_text())
+    entry = manifest["textseg"]
+    assert entry["training"]["step"] == 3 and entry["training"]["checkpoint"] == "last"
+    assert entry["metrics"]["synthetic_validation"] is not None
+    shipped = load_file(str(tmp_path / "weights" / "textseg.last.safetensors"))
+    state = load_file(str(run_dir / "state.safetensors"))
+    assert all(torch.equal(v, state[f"model.{k}"]) for k, v in shipped.items())
+    release("textseg", run_dir, "textseg.best", textseg, "best")
+    entry = json.loads((tmp_path / "weights" / "manifest.json").read_text())["textseg"]
+    assert entry["training"]["checkpoint"] == "best" and entry["file"] == "textseg.best.safetensors"
