@@ -101,6 +101,8 @@ def worker(width: int, height: int, weights_dir: str | None, random_weights: boo
     rest = grown & ~filled
     stage("inpaint", lambda: inpaint(unet, filled_rgb, rest))
     total = time.perf_counter() - t_total
+    # a page of the same size again: what a warm server or the next page of a chapter costs
+    stage("detect, same size again", lambda: detect_probability(seg, rgb, short_side=options.detect_short_side))
     memory.stop()
     return {
         "size": f"{width}x{height}", "weights": "random" if random_weights else "shipped",
@@ -185,7 +187,7 @@ def run_bench(args) -> int:
               f"mask {result['mask_percent']}% of the page, {result['model_inpainted_percent']}% inpainted by "
               "the model")
         for name, s in result["stages"].items():
-            print(f"  {name:<16} {s['seconds']:7.3f} s   peak {s['peak_mb']:7.0f} MB")
+            print(f"  {name:<24} {s['seconds']:7.3f} s   peak {s['peak_mb']:7.0f} MB")
     if not args.no_pconv:
         r = pconv_speed(args.threads)
         print(f"PartialConv2d fwd+bwd 4x64x256x256 ({r['threads']} threads): efficient {r['efficient_s']:.3f} s, "
