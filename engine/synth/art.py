@@ -356,6 +356,70 @@ def scribble_dark(canvas: np.ndarray, rng: np.random.Generator, ink) -> None:
     tones.paint(canvas, _cov(im.filter(ImageFilter.BoxBlur(1))), ink)
 
 
+def black_hair(canvas: np.ndarray, rng: np.random.Generator, ink) -> None:
+    """Manga black hair: a dark mass of pointed locks with thin white highlight strokes and strand gaps.
+
+    Dense black with white slivers is what a detector most easily mistakes for bold lettering."""
+    H, W = canvas.shape[:2]
+    im, d = _draw(H, W)
+    light, ld = _draw(H, W)
+    c = rng.uniform([0.1 * W, 0.1 * H], [0.9 * W, 0.9 * H])
+    r = float(rng.uniform(0.12, 0.4) * min(H, W))
+    d.ellipse([c[0] - r, c[1] - r * 0.9, c[0] + r, c[1] + r * 0.9], fill=255)
+    for _ in range(int(rng.integers(10, 28))):  # locks: tapered curved spikes leaving the head
+        a = float(rng.uniform(-0.2, 1.2) * np.pi)  # mostly downward / sideways
+        root = c + r * 0.7 * np.array([np.cos(a), np.sin(a)])
+        length = r * rng.uniform(0.7, 2.2)
+        bend = rng.normal(0, 0.35)
+        tip = root + length * np.array([np.cos(a + bend), np.sin(a + bend)])
+        half = r * rng.uniform(0.08, 0.25)
+        normal = np.array([-np.sin(a), np.cos(a)])
+        d.polygon([tuple(root + normal * half), tuple((root + tip) / 2 + normal * half * 0.6 + rng.normal(0, 3, 2)),
+                   tuple(tip), tuple((root + tip) / 2 - normal * half * 0.6 + rng.normal(0, 3, 2)),
+                   tuple(root - normal * half)], fill=255)
+    for _ in range(int(rng.integers(4, 16))):  # highlights and strand gaps: thin light curves inside
+        p0 = c + rng.normal(0, r * 0.5, 2)
+        direction = rng.normal(0, 1, 2)
+        direction /= np.linalg.norm(direction) + 1e-6
+        q = [p0, p0 + direction * r * 0.3 + rng.normal(0, 4, 2), p0 + direction * r * 0.6 + rng.normal(0, 6, 2),
+             p0 + direction * r * rng.uniform(0.6, 1.0)]
+        ld.line(_bezier(*q, n=10), fill=255, width=int(rng.choice([1, 1, 2, 3])))
+    dark = _cov(im, soften=True)
+    tones.paint(canvas, dark, ink)
+    tones.paint(canvas, _cov(light, soften=True) * dark, np.ones_like(np.asarray(ink, np.float32)))
+
+
+def anime_eyes(canvas: np.ndarray, rng: np.random.Generator, ink) -> None:
+    """A pair of large manga eyes: thick upper lid, dark iris with white catch-lights, lashes, brows."""
+    H, W = canvas.shape[:2]
+    im, d = _draw(H, W)
+    light, ld = _draw(H, W)
+    size = float(rng.uniform(0.04, 0.14) * min(H, W))
+    c = rng.uniform([0.15 * W, 0.15 * H], [0.85 * W, 0.85 * H])
+    gap = size * rng.uniform(2.0, 3.5)
+    for side in (-1, 1):
+        e = c + np.array([side * gap / 2, rng.normal(0, size * 0.1)])
+        ew, eh = size * rng.uniform(0.7, 1.0), size * rng.uniform(0.9, 1.4)
+        d.ellipse([e[0] - ew * 0.6, e[1] - eh * 0.5, e[0] + ew * 0.6, e[1] + eh * 0.6], fill=255)  # iris
+        lid = [(e[0] - ew * 1.1, e[1] - eh * 0.3), (e[0] - ew * 0.3, e[1] - eh * 0.75),
+               (e[0] + ew * 0.5, e[1] - eh * 0.7), (e[0] + ew * 1.2, e[1] - eh * 0.2)]
+        d.line(lid, fill=255, width=max(2, int(size * rng.uniform(0.1, 0.25))), joint="curve")
+        for k in range(int(rng.integers(0, 4))):  # lashes
+            x0, y0 = lid[-1][0] - k * ew * 0.15, lid[-1][1] - k * eh * 0.1
+            d.line([(x0, y0), (x0 + side * ew * 0.3, y0 - eh * 0.25)], fill=255, width=max(1, int(size * 0.06)))
+        d.line([(e[0] - ew * 0.8, e[1] + eh * 0.75), (e[0] + ew * 0.6, e[1] + eh * 0.7)], fill=255, width=1)
+        brow_y = e[1] - eh * rng.uniform(1.0, 1.5)
+        d.line([(e[0] - ew, brow_y), (e[0] + ew, brow_y - side * rng.normal(0, eh * 0.2))], fill=255,
+               width=max(1, int(size * 0.08)))
+        hx, hy = e[0] + ew * rng.uniform(-0.3, 0.2), e[1] - eh * rng.uniform(0.0, 0.3)
+        hr = size * rng.uniform(0.1, 0.25)
+        ld.ellipse([hx - hr, hy - hr, hx + hr, hy + hr], fill=255)  # catch-lights
+        ld.ellipse([hx + hr, hy + eh * 0.4, hx + hr * 1.6, hy + eh * 0.4 + hr * 0.6], fill=255)
+    dark = _cov(im, soften=True)
+    tones.paint(canvas, dark, ink)
+    tones.paint(canvas, _cov(light, soften=True) * dark, np.ones_like(np.asarray(ink, np.float32)))
+
+
 def marks(canvas: np.ndarray, rng: np.random.Generator, ink) -> None:
     """Small non-text marks that look a bit like lettering: sparkles, surprise dashes, sweat drops, bubbles,
     crosses and dots (hard negatives for the detector)."""

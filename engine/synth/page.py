@@ -111,8 +111,10 @@ def panel_content(rng: np.random.Generator, h: int, w: int, C: int, colour: bool
         art.clouds,
         art.scribble_dark,
         art.marks,
+        art.black_hair,
+        art.anime_eyes,
     ]
-    weights = np.array([0.3, 0.12, 0.16, 0.12, 0.04, 0.06, 0.12])
+    weights = np.array([0.3, 0.12, 0.16, 0.12, 0.04, 0.06, 0.12, 0.1, 0.08])
     # pictures first (characters, objects, scenery), then procedural ink on top
     for _ in range(int(rng.choice([0, 1, 1, 1, 2, 2, 3]))):
         art.place_image(base, rng, colour=colour)
