@@ -30,9 +30,9 @@ SEED_BASE = 3_000_000_000
 
 
 def hole_patch(seed: int, size: int = PATCH) -> np.ndarray:
-    from engine.synth import make_inpaint_sample
+    from engine.synth.inpaint import make_hole
 
-    return make_inpaint_sample(seed, size, size).hole
+    return make_hole(seed, size, size)
 
 
 def classify(rgb: np.ndarray, hole: np.ndarray) -> str:

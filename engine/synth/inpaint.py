@@ -10,6 +10,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from engine.synth import balloons, page, tones
 
 _STREAM = 0x1A9A
+_HOLE_STREAM = 0x401E
 HOLE_MIN, HOLE_MAX = 0.03, 0.30
 
 
@@ -106,14 +107,13 @@ def _stroke_hole(rng: np.random.Generator, H: int, W: int) -> np.ndarray:
     return np.asarray(im) > 0
 
 
-def make_inpaint_sample(seed: int, height: int = 256, width: int = 256) -> InpaintSample:
-    """A clean background (tones, hatching, line art, clip art, halftoned photos, panels, balloon edges) and a
-    hole shaped like grown text masks (plus some strokes/blobs) covering 3-30% of the crop. Deterministic."""
-    if height < 32 or width < 32:
-        raise ValueError(f"sample size {height}x{width} is too small: use at least 32x32 px")
-    rng = np.random.default_rng((int(seed) & 0xFFFFFFFFFFFF, _STREAM))
+def make_hole(seed: int, height: int = 256, width: int = 256) -> np.ndarray:
+    """A hole shaped like grown text masks (plus some strokes/blobs) covering 3-30% of a (height, width) crop.
+
+    Its own random stream: the same seed gives the same hole whatever the background generator does (the
+    inpainting evaluation draws its holes from here and must not change when the art does)."""
+    rng = np.random.default_rng((int(seed) & 0xFFFFFFFFFFFF, _HOLE_STREAM))
     H, W = int(height), int(width)
-    image = _background(rng, H, W, rng.random() < 0.15)
     target = float(np.exp(rng.uniform(np.log(HOLE_MIN + 0.005), np.log(HOLE_MAX - 0.03))))
     limit = min(HOLE_MAX, max(1.5 * target, 2 * HOLE_MIN))  # don't overshoot a small target by much
     hole = np.zeros((H, W), bool)
@@ -134,4 +134,15 @@ def make_inpaint_sample(seed: int, height: int = 256, width: int = 256) -> Inpai
                 hole[r] = False
                 if hole.mean() <= HOLE_MAX:
                     break
-    return InpaintSample(image=image, hole=hole)
+    return hole
+
+
+def make_inpaint_sample(seed: int, height: int = 256, width: int = 256) -> InpaintSample:
+    """A clean background (tones, hatching, line art, clip art, halftoned photos, panels, balloon edges) and a
+    hole from :func:`make_hole`. Deterministic."""
+    if height < 32 or width < 32:
+        raise ValueError(f"sample size {height}x{width} is too small: use at least 32x32 px")
+    rng = np.random.default_rng((int(seed) & 0xFFFFFFFFFFFF, _STREAM))
+    H, W = int(height), int(width)
+    image = _background(rng, H, W, rng.random() < 0.15)
+    return InpaintSample(image=image, hole=make_hole(seed, H, W))

@@ -185,3 +185,17 @@ def test_letter_over_art_refuses_a_float_image():
 
     with pytest.raises(ValueError, match="uint8"):
         letter_over_art(np.zeros((64, 64), np.float32), 0)
+
+
+def test_holes_do_not_depend_on_the_background_generator(monkeypatch):
+    from engine.synth import inpaint
+
+    before = [make_inpaint_sample(s, 96, 96).hole for s in range(4)]
+
+    def other_background(rng, H, W, colour):  # a generator that draws different amounts of randomness
+        rng.random(1000)
+        return np.zeros((H, W, 3), np.uint8)
+
+    monkeypatch.setattr(inpaint, "_background", other_background)
+    after = [make_inpaint_sample(s, 96, 96).hole for s in range(4)]
+    assert all((a == b).all() for a, b in zip(before, after, strict=True))
