@@ -270,7 +270,7 @@ def _add_page_arguments(p: argparse.ArgumentParser, grow_default: int | None) ->
     p.add_argument("--overwrite", action="store_true", help="redo pages whose outputs already exist")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.add_argument("--weights-dir", metavar="DIR", help="use weights from this folder instead of the shipped ones")
-    p.add_argument("--threshold", type=float, help="text probability at which a pixel is text (default 0.5)")
+    p.add_argument("--threshold", type=float, help="text probability at which a pixel is text (default 0.3)")
     p.add_argument("--detect-short-side", type=int, dest="detect_short_side",
                    help="detect with the page's shorter side scaled to at most this many px (default 1024)")
     help_grow = "grow the mask by this many px before erasing"
