@@ -26,7 +26,8 @@ Progress = Callable[[str, float], None]
 class CleanOptions:
     """What a user can set. Sizes are in pixels of the input page."""
 
-    threshold: float = 0.3        # text probability at which a pixel is text (chosen with `kesu eval textseg --thresholds`)
+    # text probability at which a pixel is text (chosen with `kesu eval textseg --thresholds`)
+    threshold: float = 0.3
     grow_px: int = 4              # the text mask is grown by this much before erasing
     detect_short_side: int = 1024  # pages are detected with their shorter side scaled to at most this
     flat_tolerance: int = 8       # flat fill: levels a ring pixel may differ from the ring's colour

@@ -15,6 +15,45 @@ STATE_ROOT = Path(__file__).resolve().parent / "state"
 REAL_ART_ENV = "KESU_REAL_ART_DIR"
 
 
+class RealArt:
+    """The trained-on files of a clean real-art folder (every 5th is held out for evaluation), picked at random
+    and kept decoded in a small cache (strips are large PNGs; a page draws one per sample).
+
+    ``prepare(path) -> array`` decodes a file (and may clean it); it runs once per cached file.
+    """
+
+    CACHE_FILES = 64
+
+    def __init__(self, folder: str | None, prepare):
+        from engine.eval.realpages import real_art_files
+
+        self.files = real_art_files(folder, held_out=False) if folder else []
+        self._prepare = prepare
+        self._cache: dict = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.files)
+
+    def pick(self, rng):
+        """A random file's prepared array (the draw uses one integer from ``rng``)."""
+        path = self.files[int(rng.integers(len(self.files)))]
+        if path not in self._cache:
+            if len(self._cache) > self.CACHE_FILES:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[path] = self._prepare(path)
+        return self._cache[path]
+
+
+def with_real_art_from_env(cfg, config_class):
+    """``cfg`` (or the defaults) with ``real_art_dir`` taken from ``$KESU_REAL_ART_DIR`` unless already set."""
+    import os
+    from dataclasses import replace
+
+    if os.environ.get(REAL_ART_ENV) and (cfg is None or cfg.real_art_dir is None):
+        return replace(cfg or config_class(), real_art_dir=os.environ[REAL_ART_ENV])
+    return cfg
+
+
 def warmup_cosine(step: int, total: int, warmup: int, floor: float = 0.02) -> float:
     """LR multiplier: linear warm-up to 1 over ``warmup`` steps, cosine down to ``floor`` at ``total``."""
     if step < warmup:

@@ -8,7 +8,7 @@ and total variation across the hole border.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from engine.eval.metrics import mean_abs_error, psnr
-from engine.eval.realpages import real_art_files
 from engine.models import build_model
-from engine.train.common import REAL_ART_ENV, STATE_ROOT, resolve_config, run_loop
+from engine.train.common import STATE_ROOT, RealArt, resolve_config, run_loop, with_real_art_from_env
 from engine.train.state import load_state
 
 VALIDATION_SEED_BASE = 2_000_000_000
@@ -50,24 +49,22 @@ class InpaintConfig:
         return {"in_channels": 3, "channels": list(self.channels), "first_kernel": self.first_kernel}
 
 
+def _load_rgb(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
 class SampleStream:
     """Batches of (image (B,3,c,c) in [0,1], known (B,1,c,c) 1 = known pixel). Resumable by ``next_seed``."""
 
     def __init__(self, cfg: InpaintConfig, next_seed: int = 0):
         self.cfg = cfg
         self.next_seed = next_seed
-        self.real = real_art_files(cfg.real_art_dir, held_out=False) if cfg.real_art_dir else []
-        self._real_cache: dict[Path, np.ndarray] = {}
+        self.real = RealArt(cfg.real_art_dir, _load_rgb)
 
     def _real_crop(self, rng: np.random.Generator, size: int) -> np.ndarray:
-        from PIL import Image
-
-        path = self.real[int(rng.integers(len(self.real)))]
-        if path not in self._real_cache:
-            if len(self._real_cache) > 64:
-                self._real_cache.pop(next(iter(self._real_cache)))
-            self._real_cache[path] = np.asarray(Image.open(path).convert("RGB"))
-        art = self._real_cache[path]
+        art = self.real.pick(rng)
         if art.shape[0] < size or art.shape[1] < size:  # a short strip: mirror it out to the crop size
             pad_y, pad_x = max(0, size - art.shape[0]), max(0, size - art.shape[1])
             art = np.pad(art, ((0, pad_y), (0, pad_x), (0, 0)), mode="symmetric")
@@ -141,11 +138,7 @@ def validate(model: torch.nn.Module, samples) -> dict:
 
 def train(run_dir: Path, cfg: InpaintConfig | None, minutes: float | None, log=print) -> dict:
     """Train (or resume) the run in ``run_dir`` for ``minutes`` (None: until total_steps). Returns its info."""
-    import os
-
-    if os.environ.get(REAL_ART_ENV) and (cfg is None or cfg.real_art_dir is None):
-        cfg = replace(cfg or InpaintConfig(), real_art_dir=os.environ[REAL_ART_ENV])
-    cfg = resolve_config(run_dir, InpaintConfig, cfg)
+    cfg = resolve_config(run_dir, InpaintConfig, with_real_art_from_env(cfg, InpaintConfig))
     torch.manual_seed(cfg.seed)
     model = build_model("pconv_unet", **cfg.model_kwargs())
     optimizer = torch.optim.AdamW([{"params": model.parameters(), "lr": cfg.lr, "base_lr": cfg.lr}],

@@ -7,7 +7,7 @@ better than focal loss) plus a soft Dice term. AdamW with warm-up and cosine dec
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +15,17 @@ import torch
 import torch.nn.functional as F
 
 from engine.eval.metrics import MaskCounts
-from engine.eval.realpages import erase_gutter_credits, real_art_files
+from engine.eval.realpages import erase_gutter_credits
 from engine.models import build_model
 from engine.pipeline.detect import predict_probability, to_grey
-from engine.train.common import REAL_ART_ENV, STATE_ROOT, load_imagenet_mobilenet_v2, resolve_config, run_loop
+from engine.train.common import (
+    STATE_ROOT,
+    RealArt,
+    load_imagenet_mobilenet_v2,
+    resolve_config,
+    run_loop,
+    with_real_art_from_env,
+)
 from engine.train.state import load_state
 
 # Synthetic validation pages: seeds never used for training pages (those count up from 0).
@@ -56,6 +63,13 @@ class TextSegConfig:
                 "decoder_channels": self.decoder_channels}
 
 
+def _load_strip(path: Path) -> np.ndarray:
+    """A clean strip in grey, its gutter credit line (real text no truth marks) painted out."""
+    from PIL import Image
+
+    return erase_gutter_credits(np.asarray(Image.open(path).convert("L")))
+
+
 class CropStream:
     """Batches of (grey crops float (B,1,c,c) in [0,1], masks float (B,1,c,c)) from synthetic pages and, when
     a real-art folder is given, from clean real strips with generated lettering (hard negatives: real line art).
@@ -67,8 +81,7 @@ class CropStream:
         self.cfg = cfg
         self.next_page = next_page
         self.buffer: list[tuple[np.ndarray, np.ndarray]] = []
-        self.real = real_art_files(cfg.real_art_dir, held_out=False) if cfg.real_art_dir else []
-        self._real_cache: dict[Path, np.ndarray] = {}
+        self.real = RealArt(cfg.real_art_dir, _load_strip)
 
     def _real_page(self, seed: int, rng: np.random.Generator):
         """A page_size window of a randomly scaled clean strip, lettered by the generator."""
@@ -76,12 +89,7 @@ class CropStream:
 
         from engine.synth.overart import letter_over_art
 
-        path = self.real[int(rng.integers(len(self.real)))]
-        if path not in self._real_cache:
-            if len(self._real_cache) > 64:
-                self._real_cache.pop(next(iter(self._real_cache)))
-            self._real_cache[path] = erase_gutter_credits(np.asarray(Image.open(path).convert("L")))
-        art = self._real_cache[path]
+        art = self.real.pick(rng)
         size = self.cfg.page_size
         scale = float(rng.uniform(0.5, 1.1))
         h, w = max(8, int(art.shape[0] * scale)), max(8, int(art.shape[1] * scale))
@@ -167,11 +175,7 @@ def build(cfg: TextSegConfig):
 
 def train(run_dir: Path, cfg: TextSegConfig | None, minutes: float | None, log=print) -> dict:
     """Train (or resume) the run in ``run_dir`` for ``minutes`` (None: until total_steps). Returns its info."""
-    import os
-
-    if os.environ.get(REAL_ART_ENV) and (cfg is None or cfg.real_art_dir is None):
-        cfg = replace(cfg or TextSegConfig(), real_art_dir=os.environ[REAL_ART_ENV])
-    cfg = resolve_config(run_dir, TextSegConfig, cfg)
+    cfg = resolve_config(run_dir, TextSegConfig, with_real_art_from_env(cfg, TextSegConfig))
     torch.manual_seed(cfg.seed)
     model, optimizer = build(cfg)
     info = load_state(run_dir, model, optimizer)
