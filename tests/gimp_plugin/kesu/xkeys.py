@@ -4,7 +4,8 @@
 
 Waits for a top-level X window whose name starts with TITLE_PREFIX, then sends it a KeyPress/KeyRelease of
 KEY (an X keysym name, e.g. Return or Escape) with XSendEvent, again every 2 s until the window is gone.
-Prints what it did; exit 1 if no such window appeared and went away in time. (The chroot has no
+Prints what it did; exit 1 if no such window appeared and went away in time. X errors about windows that
+vanished mid-walk are ignored. (The chroot has no
 xdotool/XTest; GTK accepts these synthetic key events when GIMP runs with GDK_CORE_DEVICE_EVENTS=1.)
 """
 
@@ -23,7 +24,7 @@ x11.XDefaultRootWindow.restype = Window
 x11.XDefaultRootWindow.argtypes = [ctypes.c_void_p]
 x11.XQueryTree.argtypes = [ctypes.c_void_p, Window, ctypes.POINTER(Window), ctypes.POINTER(Window),
                            ctypes.POINTER(ctypes.POINTER(Window)), ctypes.POINTER(ctypes.c_uint)]
-x11.XFetchName.argtypes = [ctypes.c_void_p, Window, ctypes.POINTER(ctypes.c_char_p)]
+x11.XFetchName.argtypes = [ctypes.c_void_p, Window, ctypes.POINTER(ctypes.c_void_p)]
 x11.XStringToKeysym.restype = ctypes.c_ulong
 x11.XStringToKeysym.argtypes = [ctypes.c_char_p]
 x11.XKeysymToKeycode.restype = ctypes.c_ubyte
@@ -32,6 +33,16 @@ x11.XSendEvent.argtypes = [ctypes.c_void_p, Window, ctypes.c_int, ctypes.c_long,
 x11.XFlush.argtypes = [ctypes.c_void_p]
 x11.XSetInputFocus.argtypes = [ctypes.c_void_p, Window, ctypes.c_int, ctypes.c_ulong]
 x11.XFree.argtypes = [ctypes.c_void_p]
+ERROR_HANDLER = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
+x11.XSetErrorHandler.argtypes = [ERROR_HANDLER]
+x11.XSetErrorHandler.restype = ctypes.c_void_p
+
+
+@ERROR_HANDLER
+def ignore_x_error(_dpy, _event) -> int:
+    """Windows come and go while we walk the tree (GTK maps and unmaps helpers all the time): a request on a
+    window that vanished gets BadWindow, and Xlib's default handler would end the process. Skip it instead."""
+    return 0
 
 
 class XKeyEvent(ctypes.Structure):
@@ -66,15 +77,18 @@ def windows(dpy, win):
 
 
 def name_of(dpy, win) -> str:
-    p = ctypes.c_char_p()
-    if x11.XFetchName(dpy, win, ctypes.byref(p)) and p.value:
-        return p.value.decode("utf-8", "replace")
-    return ""
+    p = ctypes.c_void_p()
+    if not x11.XFetchName(dpy, win, ctypes.byref(p)) or not p.value:
+        return ""
+    name = ctypes.string_at(p.value).decode("utf-8", "replace")
+    x11.XFree(p)
+    return name
 
 
 def main(argv: list[str]) -> int:
     prefix, key = argv[1], argv[2]
     timeout = float(argv[3]) if len(argv) > 3 else 60.0
+    x11.XSetErrorHandler(ignore_x_error)
     dpy = x11.XOpenDisplay(None)
     if not dpy:
         print("xkeys: cannot open the display", flush=True)
