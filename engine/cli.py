@@ -325,6 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", default="main", help="run name (state kept in engine/train/state/ROLE/RUN)")
     p.add_argument("--minutes", type=float, help="stop (saving its state) after this long")
     p.add_argument("--steps", type=int, help="total steps of the schedule")
+    p.add_argument("--init-from", metavar="FILE", help="a new run starts from these weights (.safetensors)")
+    p.add_argument("--residual", action="store_true",
+                   help="inpaint, new run: the network corrects the smooth fill instead of painting from nothing")
     p.add_argument("--release", metavar="NAME", help="copy the run's weights into engine/weights as NAME")
     p.add_argument("--checkpoint", choices=["best", "last"], default="best",
                    help="with --release: the best-validated weights (default) or the last saved state")

@@ -3,8 +3,9 @@
 Holes (shapes from the synthetic generator's text-like hole masks) are placed over the artwork of the OpenMantra
 dev pages away from the annotated text boxes, and over the held-out clean Mimi and Eunice strips. Methods, on the
 same holes: the Kesu model alone, the Kesu pipeline (flat fill where the ring is flat, the model elsewhere), flat
-fill forced everywhere (the ring's median colour), and OpenCV's Telea and Navier-Stokes inpainting (a development
-dependency only). Each hole is classed by its surroundings as flat, tone or line art.
+fill forced everywhere (the ring's median colour), the smooth fill alone (what a residual model corrects), and
+OpenCV's Telea and Navier-Stokes inpainting (a development dependency only). Each hole is classed by its
+surroundings as flat, tone or line art.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from engine.imageio import load_image, save_png_atomic
 from engine.pipeline import CleanOptions, Engine
 from engine.pipeline.detect import to_grey
 from engine.pipeline.fill import FlatFillOptions, flat_fill
+from engine.pipeline.smooth_fill import smooth_fill
 
 PATCH = 192
 HOLES_PER_PAGE = 3
@@ -86,6 +88,7 @@ def methods(engine: Engine):
         "kesu model": lambda rgb, hole: engine.inpaint(rgb, hole, CleanOptions(use_flat_fill=False)),
         "kesu pipeline": lambda rgb, hole: engine.inpaint(rgb, hole, CleanOptions()),
         "flat fill": median_fill,
+        "smooth fill": lambda rgb, hole: np.clip(np.rint(smooth_fill(rgb, hole)), 0, 255).astype(np.uint8),
         "opencv telea": opencv(cv2.INPAINT_TELEA),
         "opencv navier-stokes": opencv(cv2.INPAINT_NS),
     }

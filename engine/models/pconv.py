@@ -89,6 +89,10 @@ class PConvUNet(nn.Module):
         channels: feature channels per level, e.g. (32, 64, 64, 64): the encoder halves the resolution at each
             level after the first; the decoder mirrors it with skip connections (nearest upsampling).
         first_kernel: kernel size of the first layer (larger sees around thin strokes).
+        residual: the network corrects a given base fill instead of painting the hole from nothing: the output
+            layer also sees ``base`` (e.g. engine.pipeline.smooth_fill) and the output is
+            ``sigmoid(logit(base) + correction)``. The output layer starts at zero, so an untrained network
+            returns the base exactly.
     """
 
     def __init__(
@@ -96,6 +100,7 @@ class PConvUNet(nn.Module):
         in_channels: int = 3,
         channels: tuple[int, ...] = (32, 64, 64, 64, 64),
         first_kernel: int = 5,
+        residual: bool = False,
     ):
         super().__init__()
         if len(channels) < 2:
@@ -118,11 +123,20 @@ class PConvUNet(nn.Module):
             skip = channels[level]
             self.decoders.append(PartialConv2d(prev + skip, skip, 3, 1, 1))
             prev = skip
-        # The output layer also sees the input image and mask (as in Liu et al.).
-        self.head = PartialConv2d(prev + in_channels, in_channels, 3, 1, 1)
+        # The output layer also sees the input image and mask (as in Liu et al.), and the base fill if residual.
+        # A residual network's output layer ("correction") is a different layer from a plain one's ("head").
+        self.residual = residual
+        if residual:
+            self.correction = PartialConv2d(prev + 2 * in_channels, in_channels, 3, 1, 1)
+            nn.init.zeros_(self.correction.weight)
+            nn.init.zeros_(self.correction.bias)
+        else:
+            self.head = PartialConv2d(prev + in_channels, in_channels, 3, 1, 1)
         self.act = nn.LeakyReLU(0.2)
 
-    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, image: torch.Tensor, mask: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
+        if self.residual and base is None:
+            raise ValueError("this PConvUNet is residual: pass the base fill (engine.pipeline.smooth_fill)")
         if image.shape[-2] % self.stride or image.shape[-1] % self.stride:
             raise ValueError(
                 f"PConvUNet needs H and W divisible by {self.stride}, got {tuple(image.shape[-2:])}: "
@@ -146,8 +160,16 @@ class PConvUNet(nn.Module):
             x = self.act(x)
         m = _merge_masks(m, x.shape[1], mask, image.shape[1])
         x = torch.cat([x, image * mask], dim=1)
-        x, _ = self.head(x, m, cache)
-        return torch.sigmoid(x)
+        if not self.residual:
+            x, _ = self.head(x, m, cache)
+            return torch.sigmoid(x)
+        m = _merge_masks(m, x.shape[1], torch.ones_like(mask), base.shape[1])
+        correction, _ = self.correction(torch.cat([x, base], dim=1), m, cache)
+        return torch.sigmoid(torch.logit(base.clamp(_BASE_EPS, 1.0 - _BASE_EPS)) + correction)
+
+
+# The base fill is kept this far inside (0, 1) so that its logit is finite: 0.26 levels of 255, lost in rounding.
+_BASE_EPS = 1e-3
 
 
 def _merge_masks(mask_a: torch.Tensor, channels_a: int, mask_b: torch.Tensor, channels_b: int) -> torch.Tensor:

@@ -1,4 +1,7 @@
-"""Inpainting of masked regions with the partial-convolution U-Net, on padded crops pasted back in the mask."""
+"""Inpainting of masked regions with the partial-convolution U-Net, on padded crops pasted back in the mask.
+
+A residual network (``model.residual``) is given the smooth fill of each crop and corrects it.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import numpy as np
 import torch
 
 from engine.pipeline.masks import Box, expand_box, merge_boxes, regions
+from engine.pipeline.smooth_fill import smooth_fill
 from engine.pipeline.tiling import pad_to_multiple, tiled_apply
 
 
@@ -24,8 +28,12 @@ def predict_crop(model: torch.nn.Module, rgb: np.ndarray, hole: np.ndarray) -> n
     known = torch.from_numpy(~hole).to(torch.float32)[None, None]
     image, (h, w) = pad_to_multiple(image, model.stride)
     known, _ = pad_to_multiple(known, model.stride)
+    base = None
+    if getattr(model, "residual", False):  # the network corrects the smooth fill
+        base = torch.from_numpy(smooth_fill(rgb, hole)).div_(255.0).permute(2, 0, 1)[None]
+        base, _ = pad_to_multiple(base, model.stride)
     with torch.inference_mode():
-        pred = model(image * known, known)[0, :, :h, :w]
+        pred = model(image * known, known, base)[0, :, :h, :w]
         out = pred.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
     if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():
         # a grey crop stays grey: no colour tint from the network

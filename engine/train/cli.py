@@ -22,9 +22,17 @@ def train_main(args) -> int:
     if args.release:
         release(args.role, run_dir, args.release, trainer, getattr(args, "checkpoint", "best"))
         return 0
-    cfg = None
+    changes = {}
     if args.steps:
-        cfg = trainer.CONFIG_CLASS(total_steps=args.steps)
+        changes["total_steps"] = args.steps
+    if getattr(args, "init_from", None):
+        changes["init_weights"] = str(Path(args.init_from).resolve())
+    if getattr(args, "residual", False):
+        changes["residual"] = True
+    for name in changes:
+        if not hasattr(trainer.CONFIG_CLASS(), name):
+            raise EngineError(f"kesu train {args.role} has no setting {name!r}; drop that option")
+    cfg = trainer.CONFIG_CLASS(**changes) if changes else None
     trainer.train(run_dir, cfg, args.minutes, log=_log)
     return 0
 

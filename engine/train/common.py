@@ -54,6 +54,27 @@ def with_real_art_from_env(cfg, config_class):
     return cfg
 
 
+def init_from_weights(model, path: str, log: Callable[[str], None]) -> None:
+    """Start a new run from a weights file: copy every tensor whose name and shape match; say what was not."""
+    from safetensors.torch import load_file
+
+    from engine.errors import WeightsError
+
+    try:
+        tensors = load_file(path)
+    except Exception as e:  # safetensors raises its own error types for bad headers/data
+        raise WeightsError(f"cannot start from weights {path}: {e}; pass a .safetensors file of this role") from e
+    tensors = {k[len("model."):] if k.startswith("model.") else k: v for k, v in tensors.items()}
+    state = model.state_dict()
+    copied = {k: v for k, v in tensors.items() if k in state and state[k].shape == v.shape}
+    if not copied:
+        raise WeightsError(f"{path} shares no tensor with this model: is it a weights file of this role?")
+    state.update(copied)
+    model.load_state_dict(state)
+    fresh = sorted(set(state) - set(copied))
+    log(f"started from {path}: {len(copied)} tensors copied, {len(fresh)} fresh ({', '.join(fresh) or 'none'})")
+
+
 def warmup_cosine(step: int, total: int, warmup: int, floor: float = 0.02) -> float:
     """LR multiplier: linear warm-up to 1 over ``warmup`` steps, cosine down to ``floor`` at ``total``."""
     if step < warmup:

@@ -17,7 +17,15 @@ import torch.nn.functional as F
 
 from engine.eval.metrics import mean_abs_error, psnr
 from engine.models import build_model
-from engine.train.common import STATE_ROOT, RealArt, resolve_config, run_loop, with_real_art_from_env
+from engine.pipeline.smooth_fill import smooth_fill
+from engine.train.common import (
+    STATE_ROOT,
+    RealArt,
+    init_from_weights,
+    resolve_config,
+    run_loop,
+    with_real_art_from_env,
+)
 from engine.train.state import load_state
 
 VALIDATION_SEED_BASE = 2_000_000_000
@@ -44,9 +52,14 @@ class InpaintConfig:
     save_every: int = 100
     seed: int = 0
     best_metric: str = "hole_psnr"
+    residual: bool = False            # the network corrects the smooth fill (engine.pipeline.smooth_fill)
+    init_weights: str | None = None   # a new run starts from this weights file (tensors of equal name and shape)
 
     def model_kwargs(self) -> dict:
-        return {"in_channels": 3, "channels": list(self.channels), "first_kernel": self.first_kernel}
+        kwargs = {"in_channels": 3, "channels": list(self.channels), "first_kernel": self.first_kernel}
+        if self.residual:
+            kwargs["residual"] = True
+        return kwargs
 
 
 def _load_rgb(path: Path) -> np.ndarray:
@@ -85,15 +98,20 @@ class SampleStream:
             image = self._real_crop(rng, c)
         return image, s.hole
 
-    def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         items = [self.sample() for _ in range(self.cfg.batch)]
-        return to_tensors(items)
+        return to_tensors(items, self.cfg.residual)
 
 
-def to_tensors(items) -> tuple[torch.Tensor, torch.Tensor]:
+def to_tensors(items, with_base: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """(image (B,3,c,c) in [0,1], known (B,1,c,c), the smooth fill of each hole (B,3,c,c) or None)."""
     image = torch.from_numpy(np.stack([i[0] for i in items])).float().div_(255.0).permute(0, 3, 1, 2)
     known = torch.from_numpy(~np.stack([i[1] for i in items])).float()[:, None]
-    return image.contiguous(), known
+    base = None
+    if with_base:
+        base = torch.from_numpy(np.stack([smooth_fill(i[0], i[1]) for i in items])).div_(255.0)
+        base = base.permute(0, 3, 1, 2).contiguous()
+    return image.contiguous(), known, base
 
 
 def _gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -128,8 +146,8 @@ def validation_set(cfg: InpaintConfig):
 def validate(model: torch.nn.Module, samples) -> dict:
     psnrs, maes = [], []
     for image, hole in samples:
-        x, known = to_tensors([(image, hole)])
-        pred = model(x * known, known)
+        x, known, base = to_tensors([(image, hole)], getattr(model, "residual", False))
+        pred = model(x * known, known, base)
         out = (pred[0].permute(1, 2, 0).numpy() * 255).round().clip(0, 255).astype(np.uint8)
         psnrs.append(min(psnr(out, image, hole), 60.0))
         maes.append(mean_abs_error(out, image, hole))
@@ -147,6 +165,8 @@ def train(run_dir: Path, cfg: InpaintConfig | None, minutes: float | None, log=p
     if info is None:
         info = {"step": 0, "next_seed": 0, "samples": 0}
         log(f"new run {run_dir} with {asdict(cfg)}")
+        if cfg.init_weights:
+            init_from_weights(model, cfg.init_weights, log)
     else:
         log(f"resuming {run_dir} at step {info['step']} (best validation {info.get('best')})")
     info["config"] = asdict(cfg)
@@ -159,8 +179,8 @@ def train(run_dir: Path, cfg: InpaintConfig | None, minutes: float | None, log=p
         return batch
 
     def compute_loss(batch):
-        image, known = batch
-        return inpaint_loss(model(image * known, known), image, known, cfg)
+        image, known, base = batch
+        return inpaint_loss(model(image * known, known, base), image, known, cfg)
 
     return run_loop(run_dir, cfg, model, optimizer, next_batch, compute_loss, lambda: validate(model, val), info,
                     minutes, log)

@@ -120,3 +120,8 @@ def test_usage_errors_exit_2(capsys):
         main(["clean"])
     assert e.value.code == 2
     assert main([]) == 2
+
+
+def test_train_refuses_an_option_its_role_does_not_have(capsys):
+    assert main(["train", "textseg", "--run", "never-created", "--residual"]) != 0
+    assert "no setting 'residual'" in capsys.readouterr().err

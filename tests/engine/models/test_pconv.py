@@ -92,3 +92,19 @@ def test_unet_refuses_odd_size_with_the_fix():
     net = PConvUNet(3, (8, 16, 16))
     with pytest.raises(ValueError, match="pad the input"):
         net(torch.rand(1, 3, 30, 32), torch.ones(1, 1, 30, 32))
+
+
+def test_a_residual_unet_starts_as_its_base_fill_and_learns_a_correction():
+    torch.manual_seed(0)
+    net = PConvUNet(3, (8, 16, 16), first_kernel=3, residual=True)
+    image = torch.rand(2, 3, 32, 48)
+    mask = torch.ones(2, 1, 32, 48)
+    mask[:, :, 8:20, 10:30] = 0
+    base = torch.rand(2, 3, 32, 48)
+    out = net(image * mask, mask, base)
+    assert torch.allclose(out, base.clamp(1e-3, 1 - 1e-3), atol=1e-6)
+    out.mean().backward()
+    assert net.correction.weight.grad.abs().sum() > 0
+    assert not hasattr(net, "head")  # never confused with a plain network's output layer when loading weights
+    with pytest.raises(ValueError, match="base fill"):
+        net(image * mask, mask)

@@ -115,3 +115,18 @@ def test_progress_is_reported_and_can_cancel(engine, rng):
 def test_to_grey():
     rgb = np.array([[[255, 0, 0], [10, 10, 10]]], np.uint8)
     assert to_grey(rgb).tolist() == [[76, 10]]
+
+
+def test_a_residual_inpainter_corrects_the_smooth_fill(rng):
+    from engine.models import build_model
+    from engine.pipeline.smooth_fill import smooth_fill
+
+    untrained = build_model("pconv_unet", in_channels=3, channels=[8, 16, 16], first_kernel=3, residual=True)
+    page = rng.integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    hole = np.zeros((64, 96), bool)
+    hole[10:30, 20:70] = True
+    out = Engine(inpainter=untrained).inpaint(page, hole, CleanOptions(use_flat_fill=False))
+    assert np.array_equal(out[~hole], page[~hole])
+    # an untrained correction is zero: what is left is the smooth fill (within the base's logit clamp)
+    expected = np.clip(np.rint(smooth_fill(page, hole)), 0, 255)
+    assert np.abs(out[hole].astype(int) - expected[hole]).max() <= 1

@@ -63,9 +63,50 @@ def test_inpaint_samples_from_real_art_smaller_than_the_crop(tmp_path):
         Image.fromarray(np.full((40 + i, 300, 3), 200, np.uint8)).save(folder / f"{i:03}.png")
     cfg = inpaint.InpaintConfig(crop=64, batch=2, real_art_dir=str(folder), real_art_share=1.0)
     stream = inpaint.SampleStream(cfg)
-    image, known = stream.batch()
-    assert image.shape == (2, 3, 64, 64) and known.shape == (2, 1, 64, 64)
+    image, known, base = stream.batch()
+    assert image.shape == (2, 3, 64, 64) and known.shape == (2, 1, 64, 64) and base is None
     assert torch.allclose(image, torch.full_like(image, 200 / 255))
+
+
+@pytest.mark.slow
+def test_a_residual_inpaint_run_starts_from_a_plain_models_weights_and_sees_the_smooth_fill(tmp_path):
+    from engine.models import build_model
+    from engine.pipeline.smooth_fill import smooth_fill
+    from engine.weights import save_weights
+
+    torch.set_num_threads(1)
+    kwargs = {"in_channels": 3, "channels": [8, 16], "first_kernel": 3}
+    plain = build_model("pconv_unet", **kwargs)
+    weights = save_weights(plain, "inpaint", "inpaint.plain.test", "pconv_unet", kwargs, tmp_path / "weights")
+    cfg = inpaint.InpaintConfig(channels=(8, 16), first_kernel=3, crop=64, batch=2, total_steps=2, val_samples=1,
+                                val_every=1, save_every=1, residual=True, init_weights=str(weights))
+    image, known, base = inpaint.SampleStream(cfg).batch()
+    hole = known[0, 0].numpy() == 0
+    expected = smooth_fill((image[0].permute(1, 2, 0).numpy() * 255).round(), hole) / 255
+    assert torch.allclose(base[0].permute(1, 2, 0), torch.from_numpy(expected), atol=1e-4)
+    said = []
+    info = inpaint.train(tmp_path / "run", cfg, minutes=None, log=said.append)
+    assert info["step"] == 2 and "hole_psnr" in json.loads((tmp_path / "run" / "best.json").read_text())["val"]
+    assert any("tensors copied" in m and "correction.weight" in m for m in said), said
+    state = load_file(str(tmp_path / "run" / "state.safetensors"))
+    assert "model.correction.weight" in state and "model.head.weight" not in state
+
+
+def test_init_from_weights_refuses_an_unrelated_or_corrupt_file(tmp_path):
+    from engine.errors import WeightsError
+    from engine.models import build_model
+    from engine.train.common import init_from_weights
+
+    model = build_model("pconv_unet", in_channels=3, channels=[8, 16], first_kernel=3)
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(b"not weights")
+    with pytest.raises(WeightsError, match="corrupt.safetensors"):
+        init_from_weights(model, str(corrupt), print)
+    from safetensors.torch import save_file
+
+    save_file({"something.else": torch.zeros(3)}, str(tmp_path / "other.safetensors"))
+    with pytest.raises(WeightsError, match="shares no tensor"):
+        init_from_weights(model, str(tmp_path / "other.safetensors"), print)
 
 
 def test_textseg_crops_from_real_art_are_lettered_strips(tmp_path):
