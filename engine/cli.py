@@ -325,6 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", default="main", help="run name (state kept in engine/train/state/ROLE/RUN)")
     p.add_argument("--minutes", type=float, help="stop (saving its state) after this long")
     p.add_argument("--steps", type=int, help="total steps of the schedule")
+    p.add_argument("--set", action="append", metavar="NAME=VALUE",
+                   help="change a number or flag of the run's config (e.g. hole_l2_weight=40); repeatable")
     p.add_argument("--init-from", metavar="FILE", help="a new run starts from these weights (.safetensors)")
     p.add_argument("--residual", action="store_true",
                    help="inpaint, new run: the network corrects the smooth fill instead of painting from nothing")

@@ -29,12 +29,33 @@ def train_main(args) -> int:
         changes["init_weights"] = str(Path(args.init_from).resolve())
     if getattr(args, "residual", False):
         changes["residual"] = True
+    defaults = trainer.CONFIG_CLASS()
+    for item in getattr(args, "set", None) or []:
+        name, _, value = item.partition("=")
+        changes[name.strip()] = _typed(defaults, name.strip(), value.strip(), args.role)
     for name in changes:
-        if not hasattr(trainer.CONFIG_CLASS(), name):
+        if not hasattr(defaults, name):
             raise EngineError(f"kesu train {args.role} has no setting {name!r}; drop that option")
     cfg = trainer.CONFIG_CLASS(**changes) if changes else None
     trainer.train(run_dir, cfg, args.minutes, log=_log)
     return 0
+
+
+def _typed(defaults, name: str, value: str, role: str):
+    """``value`` converted to the type of the setting ``name`` (a number or a flag)."""
+    if not hasattr(defaults, name):
+        raise EngineError(f"kesu train {role} has no setting {name!r}; see the fields of its config class")
+    current = getattr(defaults, name)
+    try:
+        if isinstance(current, bool):
+            if value.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(value)
+            return value.lower() in ("true", "1")
+        if isinstance(current, (int, float)):
+            return type(current)(value)
+    except ValueError:
+        raise EngineError(f"--set {name}={value}: expected a {type(current).__name__}") from None
+    raise EngineError(f"--set cannot change {name!r} (a {type(current).__name__}); only numbers and flags")
 
 
 def _validation_at(run_dir: Path, step: int) -> dict | None:

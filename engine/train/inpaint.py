@@ -2,8 +2,8 @@
 
 Backgrounds come from the synthetic generator (tones, hatching, line art, clip art, halftoned photos, panels)
 and, when the folder is given, from clean real comic strips (a held-out fifth of them is kept for evaluation).
-Loss: L1 in the holes (weighted) and outside, L1 of image gradients in the holes (keeps lines and dots sharp),
-and total variation across the hole border.
+Loss: L1 in the holes (weighted) and outside, optionally squared error in the holes, L1 of image gradients in the
+holes (keeps lines and dots sharp), and total variation across the hole border.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ class InpaintConfig:
     total_steps: int = 30000
     warmup_steps: int = 200
     hole_weight: float = 6.0
+    hole_l2_weight: float = 0.0       # squared error in the holes: what PSNR scores (L1 alone favours sharp guesses)
     valid_weight: float = 1.0
     gradient_weight: float = 2.0
     tv_weight: float = 0.05
@@ -123,6 +124,8 @@ def inpaint_loss(pred: torch.Tensor, target: torch.Tensor, known: torch.Tensor, 
     hole_share = hole.mean().clamp(min=1e-3)
     l1 = (pred - target).abs()
     loss = cfg.hole_weight * (l1 * hole).mean() / hole_share + cfg.valid_weight * (l1 * known).mean()
+    if cfg.hole_l2_weight:
+        loss = loss + cfg.hole_l2_weight * (l1.square() * hole).mean() / hole_share
     comp = pred * hole + target * known
     gx_p, gy_p = _gradients(comp)
     gx_t, gy_t = _gradients(target)

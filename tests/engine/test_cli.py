@@ -125,3 +125,24 @@ def test_usage_errors_exit_2(capsys):
 def test_train_refuses_an_option_its_role_does_not_have(capsys):
     assert main(["train", "textseg", "--run", "never-created", "--residual"]) != 0
     assert "no setting 'residual'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("hole_l2_weight=abc", "expected a float"),
+    ("no_such_thing=1", "no setting 'no_such_thing'"),
+    ("residual=maybe", "expected a bool"),
+    ("real_art_dir=/x", "only numbers and flags"),
+])
+def test_train_set_refuses_bad_settings_before_touching_a_run(tmp_path, capsys, setting, message):
+    assert main(["train", "inpaint", "--run", "never-created", "--set", setting]) != 0
+    assert message in capsys.readouterr().err
+
+
+def test_train_set_converts_to_the_settings_type():
+    from engine.train.cli import _typed
+    from engine.train.inpaint import InpaintConfig
+
+    defaults = InpaintConfig()
+    assert _typed(defaults, "hole_l2_weight", "40", "inpaint") == 40.0
+    assert _typed(defaults, "val_every", "250", "inpaint") == 250
+    assert _typed(defaults, "residual", "true", "inpaint") is True
