@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from engine.errors import EngineError
+
 
 def git_commit() -> str:
     """The checkout's commit (with ``-dirty`` when there are uncommitted changes), or ``unknown``."""
@@ -76,7 +78,13 @@ def load_state(run_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Opt
         return None
     info = json.loads((run_dir / "state.json").read_text(encoding="utf-8"))
     tensors = load_file(str(run_dir / "state.safetensors"))
-    model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+    try:
+        model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+    except RuntimeError as e:
+        raise EngineError(
+            f"the run in {run_dir} holds a model of another shape than the settings given now ({e}); resume it "
+            "without changing its model settings, or start a new run with --run NAME"
+        ) from e
     state: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():
         if key.startswith("optim."):

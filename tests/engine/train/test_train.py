@@ -142,3 +142,15 @@ def test_release_ships_the_best_or_the_last_checkpoint(tmp_path, monkeypatch):
     release("textseg", run_dir, "textseg.best", textseg, "best")
     entry = json.loads((tmp_path / "weights" / "manifest.json").read_text())["textseg"]
     assert entry["training"]["checkpoint"] == "best" and entry["file"] == "textseg.best.safetensors"
+
+
+@pytest.mark.slow
+def test_resuming_a_run_with_another_model_shape_says_to_start_a_new_run(tmp_path):
+    from engine.errors import EngineError
+
+    torch.set_num_threads(1)
+    small = {"channels": (8, 16), "first_kernel": 3, "crop": 64, "batch": 1, "val_samples": 1, "save_every": 1}
+    inpaint.train(tmp_path, inpaint.InpaintConfig(total_steps=1, **small), minutes=None, log=lambda m: None)
+    with pytest.raises(EngineError, match="start a new run"):
+        inpaint.train(tmp_path, inpaint.InpaintConfig(total_steps=2, residual=True, **small), minutes=None,
+                      log=lambda m: None)
