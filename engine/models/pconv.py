@@ -77,6 +77,10 @@ class PartialConv2d(nn.Conv2d):
         return torch.addcmul(self.bias.view(1, -1, 1, 1) * new_mask, y, ratio), new_mask
 
 
+# The base fill is kept this far inside (0, 1) so that its logit is finite: 0.26 levels of 255, lost in rounding.
+_BASE_EPS = 1e-3
+
+
 class PConvUNet(nn.Module):
     """U-Net of partial convolutions for inpainting.
 
@@ -166,10 +170,6 @@ class PConvUNet(nn.Module):
         m = _merge_masks(m, x.shape[1], torch.ones_like(mask), base.shape[1])
         correction, _ = self.correction(torch.cat([x, base], dim=1), m, cache)
         return torch.sigmoid(torch.logit(base.clamp(_BASE_EPS, 1.0 - _BASE_EPS)) + correction)
-
-
-# The base fill is kept this far inside (0, 1) so that its logit is finite: 0.26 levels of 255, lost in rounding.
-_BASE_EPS = 1e-3
 
 
 def _merge_masks(mask_a: torch.Tensor, channels_a: int, mask_b: torch.Tensor, channels_b: int) -> torch.Tensor:

@@ -29,23 +29,22 @@ def train_main(args) -> int:
         changes["init_weights"] = str(Path(args.init_from).resolve())
     if getattr(args, "residual", False):
         changes["residual"] = True
-    defaults = trainer.CONFIG_CLASS()
+    settings = {}
     for item in getattr(args, "set", None) or []:
         name, _, value = item.partition("=")
-        changes[name.strip()] = _typed(defaults, name.strip(), value.strip(), args.role)
-    for name in changes:
+        settings[name.strip()] = value.strip()
+    defaults = trainer.CONFIG_CLASS()
+    for name in [*changes, *settings]:
         if not hasattr(defaults, name):
             raise EngineError(f"kesu train {args.role} has no setting {name!r}; drop that option")
+    changes.update({name: _typed(getattr(defaults, name), name, value) for name, value in settings.items()})
     cfg = trainer.CONFIG_CLASS(**changes) if changes else None
     trainer.train(run_dir, cfg, args.minutes, log=_log)
     return 0
 
 
-def _typed(defaults, name: str, value: str, role: str):
-    """``value`` converted to the type of the setting ``name`` (a number or a flag)."""
-    if not hasattr(defaults, name):
-        raise EngineError(f"kesu train {role} has no setting {name!r}; see the fields of its config class")
-    current = getattr(defaults, name)
+def _typed(current, name: str, value: str):
+    """``value`` converted to the type of the setting ``name``, whose default is ``current`` (a number or a flag)."""
     try:
         if isinstance(current, bool):
             if value.lower() not in ("true", "false", "1", "0"):

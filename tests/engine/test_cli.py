@@ -143,6 +143,6 @@ def test_train_set_converts_to_the_settings_type():
     from engine.train.inpaint import InpaintConfig
 
     defaults = InpaintConfig()
-    assert _typed(defaults, "hole_l2_weight", "40", "inpaint") == 40.0
-    assert _typed(defaults, "val_every", "250", "inpaint") == 250
-    assert _typed(defaults, "residual", "true", "inpaint") is True
+    assert _typed(defaults.hole_l2_weight, "hole_l2_weight", "40") == 40.0
+    assert _typed(defaults.val_every, "val_every", "250") == 250
+    assert _typed(defaults.residual, "residual", "true") is True
