@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from engine import __version__
+from engine.allocator import release_freed_memory
 from engine.errors import CancelledError, EngineError, InputError
 from engine.protocol import (
     CHANNELS,
@@ -640,6 +641,8 @@ class Server:
             self.jobs_done += 1
             self.last_activity = time.monotonic()
             job.pixels = job.mask = None  # type: ignore[assignment]  # free the request's memory now
+            if self.jobs.empty():
+                release_freed_memory()  # an idle server should not sit on the last page's buffers
 
     def _execute(self, job: Job) -> tuple[dict, dict]:
         """Run one job on the engine. Returns the result header and blobs."""

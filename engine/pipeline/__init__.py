@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.allocator import keep_freed_memory
 from engine.errors import InputError
 from engine.pipeline import masks
 from engine.pipeline.detect import detect_probability
@@ -99,6 +100,7 @@ class Engine:
         Raises WeightsError naming the file and the fix when a model is missing or corrupt. A role not asked
         for is loaded when first needed.
         """
+        keep_freed_memory()  # models allocate tens of MB per layer: reuse them (engine/allocator.py)
         engine = cls(weights_dir=weights_dir)
         for role in roles:
             engine._model(role)

@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+from engine.allocator import keep_freed_memory
 from engine.errors import EngineError
 
 
@@ -39,6 +40,7 @@ def train_main(args) -> int:
             raise EngineError(f"kesu train {args.role} has no setting {name!r}; drop that option")
     changes.update({name: _typed(getattr(defaults, name), name, value) for name, value in settings.items()})
     cfg = trainer.CONFIG_CLASS(**changes) if changes else None
+    keep_freed_memory()  # every step frees and reallocates the same large activations
     trainer.train(run_dir, cfg, args.minutes, log=_log)
     return 0
 

@@ -264,6 +264,22 @@ def test_detect_and_inpaint(serve):
     assert out[0, 0].tolist() == [255, 255] and out[2, 2].tolist() == [0, 0]  # only the hole is in the layer
 
 
+def test_the_server_gives_freed_memory_back_when_its_queue_is_empty(serve, monkeypatch):
+    import engine.server
+
+    released = []
+    monkeypatch.setattr(engine.server, "release_freed_memory", lambda: released.append(True) or True)
+    server = serve(FakeEngine())
+    with Client.connect(server.cfg) as client:
+        assert client.ping() and released == []  # no job yet
+        client.run("detect", page_bytes(channels="L"), 8, 6, "L")
+        client.run("detect", page_bytes(channels="L"), 8, 6, "L")
+    deadline = time.monotonic() + 5
+    while len(released) < 2 and time.monotonic() < deadline:  # the reply is sent before the clean-up
+        time.sleep(0.01)
+    assert len(released) == 2
+
+
 def test_ping_answers_during_a_long_job_and_jobs_run_in_arrival_order(serve):
     hold = threading.Event()
     engine = FakeEngine(hold=hold)

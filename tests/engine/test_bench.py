@@ -1,0 +1,26 @@
+import numpy as np
+import torch
+
+from engine import bench
+
+
+def test_grown_to_share_grows_as_little_as_needed():
+    mask = np.zeros((100, 100), bool)
+    mask[50, 50] = True
+    grown = bench.grown_to_share(mask, 0.05)  # 500 pixels: a 23x23 square (529) is the first to reach it
+    assert grown.sum() == 23 * 23 and grown[50, 50]
+    empty = np.zeros((10, 10), bool)
+    assert not bench.grown_to_share(empty, 0.05).any()
+
+
+def test_worker_times_every_stage_on_a_small_page():
+    threads = torch.get_num_threads()
+    try:
+        result = bench.worker(320, 256, None, random_weights=True, threads=1)
+    finally:
+        torch.set_num_threads(threads)  # the worker sets it for its (normally own) process
+    assert list(result["stages"]) == ["load models", "detect", "threshold+grow", "flat fill", "inpaint",
+                                      "detect, same size again", "inpaint 5% by the model"]
+    assert all(s["seconds"] >= 0 and s["peak_mb"] > 0 for s in result["stages"].values())
+    assert result["five_percent_mask"] >= 5.0
+    assert result["size"] == "320x256" and result["weights"] == "random"
