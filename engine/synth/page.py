@@ -191,6 +191,42 @@ def dialogue(
     )
 
 
+SHOUT_ENDINGS = {"ja": ["！", "！？", "…", "っ！", "ー！", "！！", "…！", "？"], "zh": ["！", "！？", "…", "？"],
+                 "ko": ["!", "?!", "…", "!!"], "en": ["!", "?!", "...", "!!"]}
+
+
+def shout(rng: np.random.Generator, script: str, size: int) -> lettering.Lettering:
+    """One or two short lines of large dialogue type in a balloon ("うわ！", "でも…！", "WHAT?!").
+
+    Real pages letter shouts in the dialogue fonts at two to four times the usual size; a detector trained
+    only on ordinary dialogue gives their strokes low text probability.
+    """
+    vertical = (script == "ja" and rng.random() < 0.85) or (script == "zh" and rng.random() < 0.3)
+    if script == "en":
+        cats = ("comic", "hand", "caps")
+    elif script == "ja":
+        cats = ("mincho", "gothic", "gothic", "rounded", "pop")
+    else:
+        cats = ("gothic", "mincho", "rounded", "pop")
+    spec = pick_font(rng, script, cats, vertical)
+    text = pick_text(rng, script, spec)
+    ending = str(rng.choice(SHOUT_ENDINGS[script]))
+    if script == "en":
+        words = text.upper().rstrip(".!?").split() or ["WHAT"]
+        start = int(rng.integers(len(words)))
+        lines = [" ".join(words[start:start + int(rng.integers(1, 3))]) + ending]
+    else:
+        chars = [c for c in text if not c.isspace() and c not in "。、，．.,!?！？…「」"] or list("えっ")
+        start = int(rng.integers(len(chars)))
+        body = "".join(chars[start:start + int(rng.integers(1, 6))])
+        lines = lettering.wrap_cjk(body + ending, int(rng.integers(3, 6)))[:2]
+    if not fonts.covers(spec, "".join(lines)):
+        lines = [{"ja": "えっ！？", "ko": "뭐?!", "zh": "什么？！", "en": "WHAT?!"}[script]]
+    bold = rng.random() < 0.3
+    return lettering.block(rng, spec, size, lines, vertical, strokes=(max(1, size // 24), 0) if bold else (0,),
+                           align="centre")
+
+
 def _sfx(rng: np.random.Generator, script: str, size: int, style: int) -> lettering.Lettering:
     cats = ("pop", "brush", "gothic", "hand", "caps")
     vertical = script in ("ja", "zh") and rng.random() < 0.5
@@ -274,9 +310,13 @@ def _fits(H: int, W: int, h: int, w: int) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------- page
-def make_page(seed: int, height: int = 768, width: int = 768, *, grey: bool | None = None) -> SynthPage:
+def make_page(
+    seed: int, height: int = 768, width: int = 768, *, grey: bool | None = None, shout_share: float = 0.0
+) -> SynthPage:
     """A synthetic page (see :class:`SynthPage`). Same seed and size -> same bytes, given the installed
-    packages. ``grey``: force a grey (True) or colour (False) page; default: grey 85% of the time."""
+    packages. ``grey``: force a grey (True) or colour (False) page; default: grey 85% of the time.
+    ``shout_share``: the share of balloons that hold a short line of large type (:func:`shout`); at 0 the
+    page is exactly what it was before the option existed (the fixed validation sets rely on that)."""
     if height < 32 or width < 32:
         raise ValueError(f"page size {height}x{width} is too small: use at least 32x32 px")
     rng = np.random.default_rng((int(seed) & 0xFFFFFFFFFFFF, _STREAM))
@@ -327,9 +367,12 @@ def make_page(seed: int, height: int = 768, width: int = 768, *, grey: bool | No
         for _ in range(n_balloons):
             x0, y0, x1, y1, inside = regions[int(rng.integers(len(regions)))]
             size = max(7, int(_log_uniform(rng, 11, 46) * unit))
-            # faux bold (a stroke in the text colour): shouted lines, heavy scans
-            bold = size >= 14 and rng.random() < 0.15
-            let = dialogue(rng, main_script, size, "balloon", (1, 0) if bold else (0,))
+            if shout_share and rng.random() < shout_share:
+                let = shout(rng, main_script, max(16, int(_log_uniform(rng, 40, 100) * unit)))
+            else:
+                # faux bold (a stroke in the text colour): shouted lines, heavy scans
+                bold = size >= 14 and rng.random() < 0.15
+                let = dialogue(rng, main_script, size, "balloon", (1, 0) if bold else (0,))
             th, tw = let.shape
             if not _fits(H, W, th, tw):
                 continue

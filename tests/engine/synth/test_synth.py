@@ -199,3 +199,26 @@ def test_holes_do_not_depend_on_the_background_generator(monkeypatch):
     monkeypatch.setattr(inpaint, "_background", other_background)
     after = [make_inpaint_sample(s, 96, 96).hole for s in range(4)]
     assert all((a == b).all() for a, b in zip(before, after, strict=True))
+
+
+def test_shouts_are_off_by_default_so_the_validation_pages_stay_the_same():
+    for seed in (3, 11):
+        a, b = make_page(seed, 256, 256), make_page(seed, 256, 256, shout_share=0.0)
+        assert (a.image == b.image).all() and (a.text_mask == b.text_mask).all()
+
+
+@pytest.mark.parametrize("script", ["ja", "en", "ko", "zh"])
+def test_a_shout_is_one_or_two_short_lines_of_large_type(script):
+    from engine.synth.page import shout
+
+    let = shout(np.random.default_rng(5), script, 64)
+    h, w = let.shape
+    assert max(h, w) >= 64                   # at least one glyph of the asked size
+    assert min(h, w) <= 2 * 64 * 1.6 + 64    # at most two lines (line pitch under 1.6 sizes, plus outline)
+    assert let.mask().mean() > 0.05          # ink, not an empty box
+
+
+def test_pages_with_shouts_have_more_text():
+    plain = np.mean([make_page(s, 384, 384).text_mask.mean() for s in range(12)])
+    shouted = np.mean([make_page(s, 384, 384, shout_share=1.0).text_mask.mean() for s in range(12)])
+    assert shouted > plain
