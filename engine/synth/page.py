@@ -191,15 +191,18 @@ def dialogue(
     )
 
 
-SHOUT_ENDINGS = {"ja": ["！", "！？", "…", "っ！", "ー！", "！！", "…！", "？"], "zh": ["！", "！？", "…", "？"],
+SHOUT_ENDINGS = {"ja": ["！", "！？", "…", "っ！", "ー！", "！！", "…！", "？", "…？"], "zh": ["！", "！？", "…", "？"],
                  "ko": ["!", "?!", "…", "!!"], "en": ["!", "?!", "...", "!!"]}
+PUNCTUATION_ONLY = {"ja": ["…", "……", "？", "！？", "！", "！！", "？？", "…？", "…！"],
+                    "en": ["...", "?", "!?", "!", "!!", "??", "...?", "?!"]}
 
 
 def shout(rng: np.random.Generator, script: str, size: int) -> lettering.Lettering:
-    """One or two short lines of large dialogue type in a balloon ("うわ！", "でも…！", "WHAT?!").
+    """One or two short lines of dialogue type in a balloon ("うわ！", "でも…！", "WHAT?!"), or punctuation
+    alone ("…", "！？"), usually larger than ordinary dialogue.
 
-    Real pages letter shouts in the dialogue fonts at two to four times the usual size; a detector trained
-    only on ordinary dialogue gives their strokes low text probability.
+    Real pages letter shouts in the dialogue fonts at up to four times the usual size, and give whole balloons
+    to an ellipsis or a question mark; a detector trained only on ordinary dialogue missed both.
     """
     vertical = (script == "ja" and rng.random() < 0.85) or (script == "zh" and rng.random() < 0.3)
     if script == "en":
@@ -211,7 +214,9 @@ def shout(rng: np.random.Generator, script: str, size: int) -> lettering.Letteri
     spec = pick_font(rng, script, cats, vertical)
     text = pick_text(rng, script, spec)
     ending = str(rng.choice(SHOUT_ENDINGS[script]))
-    if script == "en":
+    if rng.random() < 0.35:  # a balloon of punctuation alone (real pages have many)
+        lines = [str(rng.choice(PUNCTUATION_ONLY["en" if script == "en" else "ja"]))]
+    elif script == "en":
         words = text.upper().rstrip(".!?").split() or ["WHAT"]
         start = int(rng.integers(len(words)))
         lines = [" ".join(words[start:start + int(rng.integers(1, 3))]) + ending]
@@ -368,7 +373,7 @@ def make_page(
             x0, y0, x1, y1, inside = regions[int(rng.integers(len(regions)))]
             size = max(7, int(_log_uniform(rng, 11, 46) * unit))
             if shout_share and rng.random() < shout_share:
-                let = shout(rng, main_script, max(16, int(_log_uniform(rng, 40, 100) * unit)))
+                let = shout(rng, main_script, max(12, int(_log_uniform(rng, 20, 100) * unit)))
             else:
                 # faux bold (a stroke in the text colour): shouted lines, heavy scans
                 bold = size >= 14 and rng.random() < 0.15

@@ -41,7 +41,7 @@ def train_main(args) -> int:
     changes.update({name: _typed(getattr(defaults, name), name, value) for name, value in settings.items()})
     cfg = trainer.CONFIG_CLASS(**changes) if changes else None
     keep_freed_memory()  # every step frees and reallocates the same large activations
-    trainer.train(run_dir, cfg, args.minutes, log=_log)
+    trainer.train(run_dir, cfg, args.minutes, log=_log, explicit=set(changes))
     return 0
 
 

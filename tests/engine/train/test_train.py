@@ -154,3 +154,17 @@ def test_resuming_a_run_with_another_model_shape_says_to_start_a_new_run(tmp_pat
     with pytest.raises(EngineError, match="start a new run"):
         inpaint.train(tmp_path, inpaint.InpaintConfig(total_steps=2, residual=True, **small), minutes=None,
                       log=lambda m: None)
+
+
+def test_resuming_keeps_the_saved_config_except_what_was_set_even_to_the_default(tmp_path):
+    from engine.train.common import resolve_config
+
+    defaults = textseg.TextSegConfig()
+    saved = {**vars(defaults), "shout_share": 0.5, "lr": 0.01}
+    (tmp_path / "state.json").write_text(json.dumps({"config": saved}))
+    assert resolve_config(tmp_path, textseg.TextSegConfig, None).shout_share == 0.5
+    asked = textseg.TextSegConfig(shout_share=defaults.shout_share, total_steps=99)
+    resumed = resolve_config(tmp_path, textseg.TextSegConfig, asked, explicit={"shout_share", "total_steps"})
+    assert resumed.shout_share == defaults.shout_share   # set on the command line to the default: taken
+    assert resumed.total_steps == 99 and resumed.lr == 0.01  # the rest stays as saved
+    assert resolve_config(tmp_path, textseg.TextSegConfig, asked).shout_share == 0.5  # not named: saved wins
