@@ -59,7 +59,8 @@ def _random_engine():
     return Engine(seg.to(memory_format=torch.channels_last), unet)
 
 
-def worker(width: int, height: int, weights_dir: str | None, random_weights: bool, threads: int | None) -> dict:
+def worker(width: int, height: int, weights_dir: str | None, random_weights: bool, threads: int | None,
+           float32: bool = False) -> dict:
     """Time every stage of ``clean`` on one generated page (in this process). Returns the numbers."""
     import torch
 
@@ -68,6 +69,7 @@ def worker(width: int, height: int, weights_dir: str | None, random_weights: boo
     from engine.pipeline.detect import detect_probability
     from engine.pipeline.fill import FlatFillOptions, flat_fill
     from engine.pipeline.inpaint import inpaint
+    from engine.pipeline.precision import bfloat16_is_native
     from engine.synth import make_page
 
     if threads:
@@ -86,29 +88,31 @@ def worker(width: int, height: int, weights_dir: str | None, random_weights: boo
     page = make_page(7, height, width)
     rgb = page.image
     base_mb = memory.peak_mb
-    options = CleanOptions()
+    options = CleanOptions(allow_bfloat16=not float32)
+    bf16 = options.bfloat16  # None: where native (the default), False: float32
     if random_weights:
         engine = stage("load models", _random_engine)
     else:
         engine = stage("load models", lambda: Engine.load(Path(weights_dir) if weights_dir else None))
     seg, unet = engine.textseg, engine.inpainter
-    detect_probability(seg, rgb[:256, :256])  # first call allocates; the warm path is what users repeat
+    detect_probability(seg, rgb[:256, :256], bfloat16=bf16)  # first call allocates; the warm path is what users repeat
     t_total = time.perf_counter()
-    prob = stage("detect", lambda: detect_probability(seg, rgb, short_side=options.detect_short_side))
+    prob = stage("detect", lambda: detect_probability(seg, rgb, short_side=options.detect_short_side, bfloat16=bf16))
     text = stage("threshold+grow", lambda: masks.threshold(prob, options.threshold))
     if random_weights:
         text = page.text_mask  # random weights detect noise; erase the page's true text instead
     grown = masks.grow(text, options.grow_px)
     filled_rgb, filled = stage("flat fill", lambda: flat_fill(rgb, grown, FlatFillOptions()))
     rest = grown & ~filled
-    stage("inpaint", lambda: inpaint(unet, filled_rgb, rest))
+    stage("inpaint", lambda: inpaint(unet, filled_rgb, rest, bfloat16=bf16))
     total = time.perf_counter() - t_total
     # a page of the same size again: what a warm server or the next page of a chapter costs
-    stage("detect, same size again", lambda: detect_probability(seg, rgb, short_side=options.detect_short_side))
+    stage("detect, same size again",
+          lambda: detect_probability(seg, rgb, short_side=options.detect_short_side, bfloat16=bf16))
     # a typical page has about 5% of its pixels in text: the page's true text, grown until it is that much,
     # all of it given to the smooth fill and the network (as if every letter sat on artwork)
     five = grown_to_share(page.text_mask, 0.05)
-    stage("inpaint 5% by the model", lambda: inpaint(unet, rgb, five))
+    stage("inpaint 5% by the model", lambda: inpaint(unet, rgb, five, bfloat16=bf16))
     memory.stop()
     return {
         "size": f"{width}x{height}", "weights": "random" if random_weights else "shipped",
@@ -119,6 +123,7 @@ def worker(width: int, height: int, weights_dir: str | None, random_weights: boo
         "page_mb_before_models": round(base_mb, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "threads": torch.get_num_threads(),
+        "networks_in": "bfloat16" if bf16 is None and bfloat16_is_native() else "float32",
     }
 
 
@@ -204,13 +209,16 @@ def run_bench(args) -> int:
             cmd += ["--random-weights"]
         if args.threads:
             cmd += ["--threads", str(args.threads)]
+        if args.float32:
+            cmd += ["--float32"]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             print(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "bench worker failed",
                   file=sys.stderr)
             return 1
         result = json.loads(proc.stdout.strip().splitlines()[-1])
-        print(f"page {result['size']} ({result['weights']} weights, {result['threads']} threads): "
+        print(f"page {result['size']} ({result['weights']} weights, {result['threads']} threads, networks in "
+              f"{result['networks_in']}): "
               f"clean {result['clean_seconds']:.2f} s, peak RSS {result['peak_rss_mb']:.0f} MB, "
               f"mask {result['mask_percent']}% of the page, {result['model_inpainted_percent']}% inpainted by "
               f"the model; the 5% mask is {result['five_percent_mask']}%")
@@ -232,9 +240,10 @@ def _worker_main(argv: list[str]) -> int:
     p.add_argument("--weights-dir")
     p.add_argument("--random-weights", action="store_true")
     p.add_argument("--threads", type=int)
+    p.add_argument("--float32", action="store_true")
     a = p.parse_args(argv)
     (width, height), = _sizes(a.worker)
-    print(json.dumps(worker(width, height, a.weights_dir, a.random_weights, a.threads)))
+    print(json.dumps(worker(width, height, a.weights_dir, a.random_weights, a.threads, a.float32)))
     return 0
 
 

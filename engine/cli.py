@@ -146,6 +146,8 @@ def _options(args):
         value = getattr(args, name, None)
         if value is not None:
             values[name] = value
+    if getattr(args, "float32", False):
+        values["allow_bfloat16"] = False
     return CleanOptions(**values)
 
 
@@ -263,6 +265,10 @@ def cmd_eval(args) -> int:
     return eval_main(args)
 
 
+FLOAT32_HELP = ("run the networks in float32 even where the processor computes bfloat16 natively (slower; the "
+                "default uses bfloat16 there)")
+
+
 def _add_page_arguments(p: argparse.ArgumentParser, grow_default: int | None) -> None:
     p.add_argument("inputs", nargs="+", metavar="IN", help="image files, folders or glob patterns")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder (created if missing)")
@@ -273,6 +279,7 @@ def _add_page_arguments(p: argparse.ArgumentParser, grow_default: int | None) ->
     p.add_argument("--threshold", type=float, help="text probability at which a pixel is text (default 0.3)")
     p.add_argument("--detect-short-side", type=int, dest="detect_short_side",
                    help="detect with the page's shorter side scaled to at most this many px (default 1024)")
+    p.add_argument("--float32", action="store_true", help=FLOAT32_HELP)
     help_grow = "grow the mask by this many px before erasing"
     if grow_default is None:
         p.add_argument("--grow", type=int, dest="grow_px", help=help_grow + " (default 4)")
@@ -318,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="time the shipped architectures with random weights (before any are trained)")
     p.add_argument("--no-pconv", action="store_true", help="skip the PartialConv2d comparison")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    p.add_argument("--float32", action="store_true", help=FLOAT32_HELP)
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("train", help="train a model (textseg or inpaint), resumable")
@@ -344,6 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--record", action="store_true", help="store the table in the evaluated weights' manifest")
     p.add_argument("--thresholds", type=_thresholds, metavar="T,T,...",
                    help="textseg: score the mask at each of these text-probability levels (default: the engine's)")
+    p.add_argument("--float32", action="store_true", help=FLOAT32_HELP)
     p.set_defaults(func=cmd_eval)
     return parser
 

@@ -11,6 +11,7 @@ surroundings as flat, tone or line art.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -76,8 +77,10 @@ def median_fill(rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
     return out
 
 
-def methods(engine: Engine):
+def methods(engine: Engine, options: CleanOptions | None = None):
     import cv2
+
+    options = options or CleanOptions()
 
     def opencv(flag):
         def run(rgb, hole):
@@ -85,8 +88,8 @@ def methods(engine: Engine):
         return run
 
     return {
-        "kesu model": lambda rgb, hole: engine.inpaint(rgb, hole, CleanOptions(use_flat_fill=False)),
-        "kesu pipeline": lambda rgb, hole: engine.inpaint(rgb, hole, CleanOptions()),
+        "kesu model": lambda rgb, hole: engine.inpaint(rgb, hole, replace(options, use_flat_fill=False)),
+        "kesu pipeline": lambda rgb, hole: engine.inpaint(rgb, hole, options),
         "flat fill": median_fill,
         "smooth fill": lambda rgb, hole: np.clip(np.rint(smooth_fill(rgb, hole)), 0, 255).astype(np.uint8),
         "opencv telea": opencv(cv2.INPAINT_TELEA),
@@ -113,12 +116,13 @@ def pages(root: Path, limit: int | None):
         yield f"mimi-{strip.image.stem}", rgb, None
 
 
-def run(engine: Engine, root: Path | None, overlays: Path | None, limit: int | None, log=print) -> list[dict]:
+def run(engine: Engine, root: Path | None, overlays: Path | None, limit: int | None, log=print,
+        options: CleanOptions | None = None) -> list[dict]:
     if root is None:
         from engine.errors import InputError
 
         raise InputError("inpainting is scored on real pages: pass --realpages DIR or set KESU_REALPAGES")
-    fns = methods(engine)
+    fns = methods(engine, options)
     scores: dict[tuple[str, str], list[tuple[float, float, float, int]]] = defaultdict(list)
     worst: list[tuple[float, str, list[np.ndarray]]] = []
     for p_index, (name, rgb, avoid) in enumerate(pages(root, limit)):

@@ -34,7 +34,12 @@ class CleanOptions:
     flat_tolerance: int = 8       # flat fill: levels a ring pixel may differ from the ring's colour
     flat_fraction: float = 0.97   # flat fill: share of the ring that must be that colour
     use_flat_fill: bool = True
-    context_px: int = 48          # inpainting: known pixels around each region in its crop
+    # inpainting: known pixels around each region in its crop (32 and 48 score the same on `kesu eval inpaint`,
+    # within 0.01 dB; 32 gives the network a third less to compute on a page with 5% masked)
+    context_px: int = 32
+    # run the networks in bfloat16 where the processor computes it natively (detection in about half the time;
+    # masks and fills within a hair of float32's): False = always float32
+    allow_bfloat16: bool = True
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
@@ -43,6 +48,11 @@ class CleanOptions:
             raise InputError(f"grow must be between 0 and 64 pixels, got {self.grow_px}")
         if not 64 <= self.detect_short_side <= 8192:
             raise InputError(f"detect_short_side must be between 64 and 8192, got {self.detect_short_side}")
+
+    @property
+    def bfloat16(self) -> bool | None:
+        """What the pipeline's ``bfloat16`` arguments take: None (where native) if allowed, else False."""
+        return None if self.allow_bfloat16 else False
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> CleanOptions:
@@ -125,7 +135,7 @@ class Engine:
         check_rgb(rgb)
         return detect_probability(
             self._model("textseg"), rgb, short_side=options.detect_short_side,
-            progress=_stage(progress, "detect", 0.0, 1.0),
+            progress=_stage(progress, "detect", 0.0, 1.0), bfloat16=options.bfloat16,
         )
 
     def text_mask(self, rgb: np.ndarray, options: CleanOptions = CleanOptions(), progress: Progress | None = None):
@@ -152,7 +162,7 @@ class Engine:
         rest = hole & ~filled
         if rest.any():
             out = inpaint_holes(self._model("inpaint"), out, rest, context=options.context_px,
-                                progress=_stage(progress, "inpaint", 0.0, 1.0))
+                                progress=_stage(progress, "inpaint", 0.0, 1.0), bfloat16=options.bfloat16)
         # the invariant, enforced rather than hoped for: nothing outside the hole changes
         return np.where(hole[:, :, None], out, rgb)
 
@@ -168,7 +178,7 @@ class Engine:
         if text_mask is None:
             prob = detect_probability(
                 self._model("textseg"), rgb, short_side=options.detect_short_side,
-                progress=_stage(progress, "detect", 0.0, 0.6),
+                progress=_stage(progress, "detect", 0.0, 0.6), bfloat16=options.bfloat16,
             )
             text_mask = masks.threshold(prob, options.threshold)
         else:

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from engine.pipeline.precision import bfloat16_is_native
 from engine.pipeline.tiling import pad_to_multiple, tiled_apply
 
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -31,14 +32,18 @@ def working_scale(height: int, width: int, short_side: int) -> float:
     return min(1.0, short_side / min(height, width))
 
 
-def predict_probability(model: torch.nn.Module, grey: np.ndarray) -> np.ndarray:
-    """Run the segmentation model on one uint8 (h, w) window -> float32 (h, w) text probability."""
+def predict_probability(model: torch.nn.Module, grey: np.ndarray, bfloat16: bool = False) -> np.ndarray:
+    """Run the segmentation model on one uint8 (h, w) window -> float32 (h, w) text probability.
+
+    ``bfloat16`` runs the convolutions in bfloat16: on a processor that does so natively about half the time,
+    probabilities within a few hundredths of float32's.
+    """
     x = torch.from_numpy(np.ascontiguousarray(grey, np.float32)).div_(255.0)[None, None]
     x, (h, w) = pad_to_multiple(x, model.stride)
     x = x.contiguous(memory_format=torch.channels_last)
-    with torch.inference_mode():
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):
         logits = model(x)
-    return torch.sigmoid(logits[0, 0, :h, :w]).numpy()
+    return torch.sigmoid(logits[0, 0, :h, :w].float()).numpy()
 
 
 def detect_probability(
@@ -48,6 +53,7 @@ def detect_probability(
     tile: int = 1024,
     margin: int = 96,
     progress: Callable[[float], None] | None = None,
+    bfloat16: bool | None = None,
 ) -> np.ndarray:
     """Text probability of every pixel of an RGB page.
 
@@ -55,16 +61,19 @@ def detect_probability(
         rgb: uint8 (H, W, 3).
         short_side: the page is detected with its shorter side scaled down to at most this.
         tile, margin: window core size and context margin at the working scale (memory stays bounded).
+        bfloat16: run the model in bfloat16; None = where the processor does so natively.
     Returns:
         float32 (H, W) in [0, 1].
     """
+    if bfloat16 is None:
+        bfloat16 = bfloat16_is_native()
     grey = to_grey(rgb)
     height, width = grey.shape
     scale = working_scale(height, width, short_side)
     if scale != 1.0:
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
         grey = np.asarray(Image.fromarray(grey).resize(size, Image.Resampling.LANCZOS))
-    prob = tiled_apply(lambda window: predict_probability(model, window), grey, tile, margin, progress)
+    prob = tiled_apply(lambda window: predict_probability(model, window, bfloat16), grey, tile, margin, progress)
     if scale != 1.0:
         prob = np.asarray(Image.fromarray(prob, "F").resize((width, height), Image.Resampling.BILINEAR))
     return np.clip(prob, 0.0, 1.0).astype(np.float32, copy=False)

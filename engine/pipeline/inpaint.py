@@ -1,16 +1,20 @@
 """Inpainting of masked regions with the partial-convolution U-Net, on padded crops pasted back in the mask.
 
-A residual network (``model.residual``) is given the smooth fill of each crop and corrects it.
+A residual network (``model.residual``) is given the smooth fill of each crop and corrects it. The smooth fills
+(sparse solves on one core each) are computed on a thread pool while the network works through the crops, and
+the network runs in bfloat16 where the processor computes it natively.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import torch
 
 from engine.pipeline.masks import Box, expand_box, merge_boxes, regions
+from engine.pipeline.precision import bfloat16_is_native
 from engine.pipeline.smooth_fill import smooth_fill
 from engine.pipeline.tiling import pad_to_multiple, tiled_apply
 
@@ -22,18 +26,30 @@ def crop_boxes(hole: np.ndarray, context: int) -> list[Box]:
     return merge_boxes([expand_box(b, context, height, width) for b in boxes])
 
 
-def predict_crop(model: torch.nn.Module, rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
-    """Run the U-Net on one crop: uint8 (h, w, 3) + bool (h, w) -> uint8 (h, w, 3) prediction everywhere."""
+def predict_crop(
+    model: torch.nn.Module,
+    rgb: np.ndarray,
+    hole: np.ndarray,
+    base_fill: np.ndarray | None = None,
+    bfloat16: bool = False,
+) -> np.ndarray:
+    """Run the U-Net on one crop: uint8 (h, w, 3) + bool (h, w) -> uint8 (h, w, 3) prediction everywhere.
+
+    A residual model corrects ``base_fill`` (float (h, w, 3) in 0..255; the crop's smooth fill if not given).
+    ``bfloat16`` runs the convolutions in bfloat16 (the output differs from float32 by a few levels at most).
+    """
     image = torch.from_numpy(rgb).to(torch.float32).div_(255.0).permute(2, 0, 1)[None]
     known = torch.from_numpy(~hole).to(torch.float32)[None, None]
     image, (h, w) = pad_to_multiple(image, model.stride)
     known, _ = pad_to_multiple(known, model.stride)
     base = None
     if getattr(model, "residual", False):  # the network corrects the smooth fill
-        base = torch.from_numpy(smooth_fill(rgb, hole)).div_(255.0).permute(2, 0, 1)[None]
+        if base_fill is None:
+            base_fill = smooth_fill(rgb, hole)
+        base = torch.from_numpy(base_fill).div_(255.0).permute(2, 0, 1)[None]
         base, _ = pad_to_multiple(base, model.stride)
-    with torch.inference_mode():
-        pred = model(image * known, known, base)[0, :, :h, :w]
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):
+        pred = model(image * known, known, base)[0, :, :h, :w].float()
         out = pred.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
     if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():
         # a grey crop stays grey: no colour tint from the network
@@ -46,10 +62,12 @@ def inpaint(
     model: torch.nn.Module,
     rgb: np.ndarray,
     hole: np.ndarray,
-    context: int = 48,
+    context: int = 32,
     max_window: int = 768,
     margin: int = 64,
     progress: Callable[[float], None] | None = None,
+    bfloat16: bool | None = None,
+    workers: int | None = None,
 ) -> np.ndarray:
     """Fill the pixels of ``hole`` from their surroundings.
 
@@ -57,26 +75,48 @@ def inpaint(
         rgb: uint8 (H, W, 3). hole: bool (H, W), True = to fill.
         context: known pixels kept around each region in its crop.
         max_window, margin: crops larger than ``max_window`` are processed in windows with this margin.
+        bfloat16: run the network in bfloat16; None = where the processor does it natively.
+        workers: threads computing the crops' smooth fills ahead of the network (default: torch's thread count).
     Returns:
         uint8 (H, W, 3): equal to ``rgb`` outside ``hole``.
     """
+    if bfloat16 is None:
+        bfloat16 = bfloat16_is_native()
     out = rgb.copy()
     boxes = crop_boxes(hole, context)
     total = sum((b[2] - b[0]) * (b[3] - b[1]) for b in boxes) or 1
     done = 0
-    for y0, x0, y1, x1 in boxes:
-        crop_rgb, crop_hole = rgb[y0:y1, x0:x1], hole[y0:y1, x0:x1]
-        if max(y1 - y0, x1 - x0) <= max_window:
-            pred = predict_crop(model, crop_rgb, crop_hole)
-        else:
-            stacked = np.dstack([crop_rgb, crop_hole.view(np.uint8)])
-            pred = tiled_apply(
-                lambda w: predict_crop(model, np.ascontiguousarray(w[..., :3]), w[..., 3].astype(bool)),
-                stacked, max_window - 2 * margin, margin,
-            )
-        region = out[y0:y1, x0:x1]
-        region[crop_hole] = pred[crop_hole]
-        done += (y1 - y0) * (x1 - x0)
-        if progress is not None:
-            progress(done / total)
+    residual = getattr(model, "residual", False)
+    threads = max(1, workers or torch.get_num_threads())
+
+    def whole(box: Box) -> bool:  # a crop the network takes at once (larger ones go in windows, each its own fill)
+        return max(box[2] - box[0], box[3] - box[1]) <= max_window
+
+    # smallest first: the network waits only for the quickest fill before it starts
+    boxes.sort(key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
+    with ThreadPoolExecutor(threads) as pool:
+        # the smooth fills of the next few crops are solved while the network works on this one (a bounded
+        # look-ahead: memory holds a few crops' fills, not the page's)
+        ahead: dict[int, Future] = {}
+        for i, (y0, x0, y1, x1) in enumerate(boxes):
+            for j in range(i, min(len(boxes), i + threads + 1)):
+                if residual and j not in ahead and whole(boxes[j]):
+                    b = boxes[j]
+                    ahead[j] = pool.submit(smooth_fill, rgb[b[0]:b[2], b[1]:b[3]], hole[b[0]:b[2], b[1]:b[3]])
+            crop_rgb, crop_hole = rgb[y0:y1, x0:x1], hole[y0:y1, x0:x1]
+            if whole(boxes[i]):
+                base = ahead.pop(i).result() if i in ahead else None
+                pred = predict_crop(model, crop_rgb, crop_hole, base, bfloat16)
+            else:
+                stacked = np.dstack([crop_rgb, crop_hole.view(np.uint8)])
+                pred = tiled_apply(
+                    lambda w: predict_crop(model, np.ascontiguousarray(w[..., :3]), w[..., 3].astype(bool),
+                                           bfloat16=bfloat16),
+                    stacked, max_window - 2 * margin, margin,
+                )
+            region = out[y0:y1, x0:x1]
+            region[crop_hole] = pred[crop_hole]
+            done += (y1 - y0) * (x1 - x0)
+            if progress is not None:
+                progress(done / total)
     return out

@@ -2,6 +2,7 @@ import numpy as np
 import torch
 
 from engine import bench
+from engine.pipeline.precision import bfloat16_is_native
 
 
 def test_grown_to_share_grows_as_little_as_needed():
@@ -24,3 +25,13 @@ def test_worker_times_every_stage_on_a_small_page():
     assert all(s["seconds"] >= 0 and s["peak_mb"] > 0 for s in result["stages"].values())
     assert result["five_percent_mask"] >= 5.0
     assert result["size"] == "320x256" and result["weights"] == "random"
+    assert result["networks_in"] == ("bfloat16" if bfloat16_is_native() else "float32")
+
+
+def test_float32_is_what_the_worker_reports_when_asked_for():
+    threads = torch.get_num_threads()
+    try:
+        result = bench.worker(192, 160, None, random_weights=True, threads=1, float32=True)
+    finally:
+        torch.set_num_threads(threads)
+    assert result["networks_in"] == "float32"

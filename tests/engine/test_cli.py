@@ -44,6 +44,23 @@ def test_detect_writes_tight_mask_with_the_input_size(tmp_path, weights):
     assert Image.open(out / "p1.prob.png").size == (37, 29)
 
 
+def test_float32_runs_the_networks_in_float32(tmp_path, weights, monkeypatch):
+    import engine.pipeline as pipeline
+
+    seen = []
+    real = pipeline.detect_probability
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["bfloat16"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "detect_probability", spy)
+    page = _page(tmp_path / "p.png")
+    assert main(["clean", str(page), "-o", str(tmp_path / "a"), "--weights-dir", weights, "-q", "--float32"]) == 0
+    assert main(["clean", str(page), "-o", str(tmp_path / "b"), "--weights-dir", weights, "-q"]) == 0
+    assert seen == [False, None]  # float32 asked for; by default bfloat16 where the processor has it
+
+
 def test_clean_skip_overwrite_and_save_mask(tmp_path, weights, capsys):
     page = _page(tmp_path / "p.png")
     out = tmp_path / "out"

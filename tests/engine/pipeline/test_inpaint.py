@@ -1,0 +1,68 @@
+"""Inpainting on crops: the smooth fills solved ahead on threads and bfloat16 change nothing a user would see."""
+
+import numpy as np
+import pytest
+import torch
+
+from engine.models import build_model
+from engine.pipeline.inpaint import crop_boxes, inpaint, predict_crop
+from engine.pipeline.precision import bfloat16_is_native
+from engine.pipeline.smooth_fill import smooth_fill
+
+
+@pytest.fixture(scope="module")
+def residual_model():
+    torch.manual_seed(0)
+    model = build_model("pconv_unet", in_channels=3, channels=[8, 16, 16], first_kernel=3, residual=True)
+    with torch.no_grad():  # a correction that is not zero, so the network's part shows in the output
+        model.correction.weight.normal_(0.0, 0.3)
+    return model.eval()
+
+
+def _page_with_holes(rng):
+    """Textured art with four separate holes of different sizes: four crops."""
+    page = rng.integers(0, 256, (160, 200, 3), dtype=np.uint8)
+    hole = np.zeros((160, 200), bool)
+    hole[10:20, 10:60] = True
+    hole[100:150, 10:40] = True
+    hole[20:40, 120:190] = True
+    hole[110:118, 130:150] = True
+    return page, hole
+
+
+def test_filling_ahead_on_threads_gives_the_same_bytes_as_one_crop_at_a_time(residual_model, rng):
+    page, hole = _page_with_holes(rng)
+    boxes = crop_boxes(hole, context=8)
+    assert len(boxes) == 4
+    expected = page.copy()
+    for y0, x0, y1, x1 in boxes:  # each crop on its own, its smooth fill computed inline
+        crop_hole = hole[y0:y1, x0:x1]
+        pred = predict_crop(residual_model, page[y0:y1, x0:x1], crop_hole)
+        expected[y0:y1, x0:x1][crop_hole] = pred[crop_hole]
+    for workers in (1, 2, 3):
+        out = inpaint(residual_model, page, hole, context=8, bfloat16=False, workers=workers)
+        assert np.array_equal(out, expected), workers
+
+
+def test_the_crops_smooth_fill_can_be_given_and_is_what_the_network_corrects(residual_model, rng):
+    page, hole = _page_with_holes(rng)
+    inline = predict_crop(residual_model, page, hole)
+    given = predict_crop(residual_model, page, hole, smooth_fill(page, hole))
+    assert np.array_equal(inline, given)
+    flat = predict_crop(residual_model, page, hole, np.full(page.shape, 128, np.float32))
+    assert not np.array_equal(flat[hole], inline[hole])
+
+
+def test_bfloat16_differs_from_float32_by_a_few_levels_and_never_outside_the_hole(residual_model, rng):
+    page, hole = _page_with_holes(rng)
+    full = inpaint(residual_model, page, hole, context=8, bfloat16=False)
+    half = inpaint(residual_model, page, hole, context=8, bfloat16=True)
+    assert np.array_equal(half[~hole], page[~hole])
+    difference = np.abs(full.astype(int) - half.astype(int))[hole]
+    assert 0 < difference.max() <= 8 and difference.mean() < 1.0  # it did run in bfloat16, and stayed close
+
+
+def test_by_default_bfloat16_is_used_exactly_where_it_is_native(residual_model, rng):
+    page, hole = _page_with_holes(rng)
+    default = inpaint(residual_model, page, hole, context=8)
+    assert np.array_equal(default, inpaint(residual_model, page, hole, context=8, bfloat16=bfloat16_is_native()))
