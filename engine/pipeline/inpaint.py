@@ -1,8 +1,8 @@
 """Inpainting of masked regions with the partial-convolution U-Net, on padded crops pasted back in the mask.
 
 A residual network (``model.residual``) is given the smooth fill of each crop and corrects it. The smooth fills
-(sparse solves on one core each) are computed on a thread pool while the network works through the crops, and
-the network runs in bfloat16 where the processor computes it natively.
+(sparse solves on one core each) are computed on a thread pool while the network works through the crops (or
+the windows of a large crop), and the network runs in bfloat16 where the processor computes it natively.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import torch
 from engine.pipeline.masks import Box, expand_box, merge_boxes, regions
 from engine.pipeline.precision import bfloat16_is_native
 from engine.pipeline.smooth_fill import smooth_fill
-from engine.pipeline.tiling import pad_to_multiple, tiled_apply
+from engine.pipeline.tiling import pad_to_multiple, tile_boxes
 
 
 def crop_boxes(hole: np.ndarray, context: int) -> list[Box]:
@@ -24,6 +24,24 @@ def crop_boxes(hole: np.ndarray, context: int) -> list[Box]:
     height, width = hole.shape
     _, boxes = regions(hole)
     return merge_boxes([expand_box(b, context, height, width) for b in boxes])
+
+
+def crop_jobs(hole: np.ndarray, context: int, max_window: int, margin: int) -> list[tuple[Box, Box]]:
+    """(window, core) box pairs in page coordinates: the network runs on each window and its core is kept.
+
+    A crop up to ``max_window`` on a side is one job (window = core); a larger one is split into windows of
+    that size that overlap by ``margin`` (memory stays bounded on any page). Smallest windows first.
+    """
+    jobs = []
+    for y0, x0, y1, x1 in crop_boxes(hole, context):
+        if max(y1 - y0, x1 - x0) <= max_window:
+            jobs.append(((y0, x0, y1, x1), (y0, x0, y1, x1)))
+            continue
+        for (cy0, cx0, cy1, cx1), (wy0, wx0, wy1, wx1) in tile_boxes(y1 - y0, x1 - x0, max_window - 2 * margin,
+                                                                      margin):
+            jobs.append(((y0 + wy0, x0 + wx0, y0 + wy1, x0 + wx1), (y0 + cy0, x0 + cx0, y0 + cy1, x0 + cx1)))
+    jobs.sort(key=lambda job: (job[0][2] - job[0][0]) * (job[0][3] - job[0][1]))
+    return jobs
 
 
 def predict_crop(
@@ -83,40 +101,25 @@ def inpaint(
     if bfloat16 is None:
         bfloat16 = bfloat16_is_native()
     out = rgb.copy()
-    boxes = crop_boxes(hole, context)
-    total = sum((b[2] - b[0]) * (b[3] - b[1]) for b in boxes) or 1
+    jobs = crop_jobs(hole, context, max_window, margin)
+    total = sum((c[2] - c[0]) * (c[3] - c[1]) for _, c in jobs) or 1
     done = 0
     residual = getattr(model, "residual", False)
     threads = max(1, workers or torch.get_num_threads())
-
-    def whole(box: Box) -> bool:  # a crop the network takes at once (larger ones go in windows, each its own fill)
-        return max(box[2] - box[0], box[3] - box[1]) <= max_window
-
-    # smallest first: the network waits only for the quickest fill before it starts
-    boxes.sort(key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
     with ThreadPoolExecutor(threads) as pool:
-        # the smooth fills of the next few crops are solved while the network works on this one (a bounded
-        # look-ahead: memory holds a few crops' fills, not the page's)
+        # the smooth fills of the next few windows are solved while the network works on this one (a bounded
+        # look-ahead: memory holds a few windows' fills, not the page's)
         ahead: dict[int, Future] = {}
-        for i, (y0, x0, y1, x1) in enumerate(boxes):
-            for j in range(i, min(len(boxes), i + threads + 1)):
-                if residual and j not in ahead and whole(boxes[j]):
-                    b = boxes[j]
-                    ahead[j] = pool.submit(smooth_fill, rgb[b[0]:b[2], b[1]:b[3]], hole[b[0]:b[2], b[1]:b[3]])
-            crop_rgb, crop_hole = rgb[y0:y1, x0:x1], hole[y0:y1, x0:x1]
-            if whole(boxes[i]):
-                base = ahead.pop(i).result() if i in ahead else None
-                pred = predict_crop(model, crop_rgb, crop_hole, base, bfloat16)
-            else:
-                stacked = np.dstack([crop_rgb, crop_hole.view(np.uint8)])
-                pred = tiled_apply(
-                    lambda w: predict_crop(model, np.ascontiguousarray(w[..., :3]), w[..., 3].astype(bool),
-                                           bfloat16=bfloat16),
-                    stacked, max_window - 2 * margin, margin,
-                )
-            region = out[y0:y1, x0:x1]
-            region[crop_hole] = pred[crop_hole]
-            done += (y1 - y0) * (x1 - x0)
+        for i, ((wy0, wx0, wy1, wx1), (cy0, cx0, cy1, cx1)) in enumerate(jobs):
+            for j in range(i, min(len(jobs), i + threads + 1)):
+                if residual and j not in ahead:
+                    y0, x0, y1, x1 = jobs[j][0]
+                    ahead[j] = pool.submit(smooth_fill, rgb[y0:y1, x0:x1], hole[y0:y1, x0:x1])
+            base = ahead.pop(i).result() if residual else None
+            pred = predict_crop(model, rgb[wy0:wy1, wx0:wx1], hole[wy0:wy1, wx0:wx1], base, bfloat16)
+            core_hole = hole[cy0:cy1, cx0:cx1]
+            out[cy0:cy1, cx0:cx1][core_hole] = pred[cy0 - wy0:cy1 - wy0, cx0 - wx0:cx1 - wx0][core_hole]
+            done += (cy1 - cy0) * (cx1 - cx0)
             if progress is not None:
                 progress(done / total)
     return out

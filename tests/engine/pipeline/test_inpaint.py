@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from engine.models import build_model
-from engine.pipeline.inpaint import crop_boxes, inpaint, predict_crop
+from engine.pipeline.inpaint import crop_boxes, crop_jobs, inpaint, predict_crop
 from engine.pipeline.precision import bfloat16_is_native
 from engine.pipeline.smooth_fill import smooth_fill
 
@@ -42,6 +42,31 @@ def test_filling_ahead_on_threads_gives_the_same_bytes_as_one_crop_at_a_time(res
     for workers in (1, 2, 3):
         out = inpaint(residual_model, page, hole, context=8, bfloat16=False, workers=workers)
         assert np.array_equal(out, expected), workers
+
+
+def test_a_crop_larger_than_the_window_is_split_into_windows_whose_cores_tile_it(rng):
+    _, hole = _page_with_holes(rng)
+    jobs = crop_jobs(hole, context=8, max_window=40, margin=6)
+    covered = np.zeros(hole.shape, int)
+    for (wy0, wx0, wy1, wx1), (cy0, cx0, cy1, cx1) in jobs:
+        assert wy1 - wy0 <= 40 and wx1 - wx0 <= 40
+        assert wy0 <= cy0 < cy1 <= wy1 and wx0 <= cx0 < cx1 <= wx1
+        covered[cy0:cy1, cx0:cx1] += 1
+    crops = np.zeros(hole.shape, int)
+    for y0, x0, y1, x1 in crop_boxes(hole, context=8):
+        crops[y0:y1, x0:x1] += 1
+    assert np.array_equal(covered, crops)  # every crop pixel in exactly one core
+    assert len(jobs) > 4
+    areas = [(w[2] - w[0]) * (w[3] - w[1]) for w, _ in jobs]
+    assert areas == sorted(areas)
+
+
+def test_windows_of_a_large_crop_give_the_same_bytes_on_any_number_of_threads(residual_model, rng):
+    page, hole = _page_with_holes(rng)
+    one = inpaint(residual_model, page, hole, context=8, max_window=40, margin=6, bfloat16=False, workers=1)
+    two = inpaint(residual_model, page, hole, context=8, max_window=40, margin=6, bfloat16=False, workers=2)
+    assert np.array_equal(one, two)
+    assert np.array_equal(one[~hole], page[~hole]) and not np.array_equal(one[hole], page[hole])
 
 
 def test_the_crops_smooth_fill_can_be_given_and_is_what_the_network_corrects(residual_model, rng):
