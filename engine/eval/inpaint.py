@@ -25,7 +25,7 @@ from engine.imageio import load_image, save_png_atomic
 from engine.pipeline import CleanOptions, Engine
 from engine.pipeline.detect import to_grey
 from engine.pipeline.fill import FlatFillOptions, flat_fill
-from engine.pipeline.smooth_fill import smooth_fill
+from engine.pipeline.smooth_fill import biharmonic_fill, smooth_fill
 
 PATCH = 192
 HOLES_PER_PAGE = 3
@@ -92,6 +92,7 @@ def methods(engine: Engine, options: CleanOptions | None = None):
         "kesu pipeline": lambda rgb, hole: engine.inpaint(rgb, hole, options),
         "flat fill": median_fill,
         "smooth fill": lambda rgb, hole: np.clip(np.rint(smooth_fill(rgb, hole)), 0, 255).astype(np.uint8),
+        "biharmonic fill": lambda rgb, hole: np.clip(np.rint(biharmonic_fill(rgb, hole)), 0, 255).astype(np.uint8),
         "opencv telea": opencv(cv2.INPAINT_TELEA),
         "opencv navier-stokes": opencv(cv2.INPAINT_NS),
     }
@@ -153,7 +154,7 @@ def run(engine: Engine, root: Path | None, overlays: Path | None, limit: int | N
 
 
 def side_by_side(images: list[np.ndarray]) -> Image.Image:
-    """Truth | model | pipeline | flat | telea | ns, with a white gap."""
+    """Truth, then each method in the table's order (model, pipeline, flat, smooth, biharmonic, Telea, NS)."""
     h, w = images[0].shape[:2]
     out = np.full((h, (w + 4) * len(images), 3), 255, np.uint8)
     for i, img in enumerate(images):
