@@ -35,11 +35,11 @@ def test_holes_avoid_the_boxes_do_not_overlap_and_repeat_for_a_seed():
     for y, x, patch in placed:
         assert not avoid[y:y + evaluation.PATCH, x:x + evaluation.PATCH].any()
         assert patch.shape == (evaluation.PATCH, evaluation.PATCH) and patch.any()
-    for (y, x, _), (oy, ox, _) in zip(placed, placed[1:]):
+    for (y, x, _), (oy, ox, _) in zip(placed, placed[1:], strict=False):
         assert abs(y - oy) >= evaluation.PATCH or abs(x - ox) >= evaluation.PATCH
     again = evaluation.place_holes(avoid.shape, avoid, seed=3, count=3)
     assert [(y, x) for y, x, _ in again] == [(y, x) for y, x, _ in placed]
-    assert all(np.array_equal(a[2], b[2]) for a, b in zip(placed, again))
+    assert all(np.array_equal(a[2], b[2]) for a, b in zip(placed, again, strict=True))
 
 
 def test_every_method_fills_only_the_hole(tmp_path, rng):
