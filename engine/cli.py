@@ -32,7 +32,9 @@ def expand_inputs(inputs: list[str], recursive: bool) -> tuple[list[Job], list[s
     errors: list[str] = []
     for raw in inputs:
         path = Path(raw)
-        if path.is_dir():
+        if not raw.strip():  # Path("") is the current folder: an empty shell variable, most likely
+            errors.append(f"{raw!r}: an empty input name; give a file, folder or glob")
+        elif path.is_dir():
             pattern = "**/*" if recursive else "*"
             found = sorted(p for p in path.glob(pattern) if _is_page(p))
             if not found:

@@ -112,6 +112,13 @@ def test_globs_and_missing_inputs(tmp_path):
     assert errors == [f"{tmp_path / 'zzz.png'}: no such file or folder"]
 
 
+def test_an_empty_input_name_is_an_error_not_the_current_folder(tmp_path, monkeypatch):
+    _page(tmp_path / "here.png")
+    monkeypatch.chdir(tmp_path)
+    jobs, errors = expand_inputs(["", " "], recursive=False)
+    assert jobs == [] and len(errors) == 2 and all("an empty input name" in e for e in errors)
+
+
 def test_same_output_name_is_refused_not_overwritten(tmp_path, weights, capsys):
     a, b = _page(tmp_path / "x" / "p.png", value=10), _page(tmp_path / "y" / "p.png", value=20)
     rc = main(["detect", str(a), str(b), "-o", str(tmp_path / "out"), "--weights-dir", weights])
