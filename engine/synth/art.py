@@ -472,3 +472,20 @@ def marks(canvas: np.ndarray, rng: np.random.Generator, ink) -> None:
             d.line([(cx - s / 2, cy), (cx + s / 2, cy)], fill=255, width=w)
             d.line([(cx, cy - s / 2), (cx, cy + s / 2)], fill=255, width=w)
     tones.paint(canvas, _cov(im, soften=True), ink)
+
+
+def rain(canvas: np.ndarray, rng: np.random.Generator, ink) -> None:
+    """A field of short parallel dashes: rain, drizzle, motion ticks (hard negatives: on real strips the detector
+    took rain under a cloud for lettering, the dashes being the size and spacing of strokes)."""
+    H, W = canvas.shape[:2]
+    im, d = _draw(H, W)
+    y0, x0 = rng.uniform(0, 0.6) * H, rng.uniform(0, 0.6) * W
+    h, w = rng.uniform(0.25, 1.0) * (H - y0), rng.uniform(0.25, 1.0) * (W - x0)
+    angle = np.pi / 2 + rng.uniform(-0.45, 0.45) * (rng.random() < 0.6)
+    dx, dy = np.cos(angle), np.sin(angle)
+    length, width = rng.uniform(5, 35), int(rng.integers(1, 5))
+    for _ in range(int(h * w / rng.uniform(150, 900))):
+        cx, cy = x0 + rng.uniform(0, w), y0 + rng.uniform(0, h)
+        ll = length * rng.uniform(0.6, 1.4) / 2
+        d.line([(cx - dx * ll, cy - dy * ll), (cx + dx * ll, cy + dy * ll)], fill=255, width=width)
+    tones.paint(canvas, _cov(im, soften=True), ink)

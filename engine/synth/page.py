@@ -15,6 +15,7 @@ from engine.synth import art, balloons, corpus, degrade, fonts, lettering, tones
 
 # Separate the generator's random stream from other users of the same integer seed (e.g. crop pickers).
 _STREAM = 0x5E17
+_RAIN_STREAM = 0x5E18  # its own stream: pages without rain keep their bytes
 
 
 @dataclass
@@ -316,15 +317,24 @@ def _fits(H: int, W: int, h: int, w: int) -> bool:
 
 # ---------------------------------------------------------------------------------------------- page
 def make_page(
-    seed: int, height: int = 768, width: int = 768, *, grey: bool | None = None, shout_share: float = 0.0
+    seed: int,
+    height: int = 768,
+    width: int = 768,
+    *,
+    grey: bool | None = None,
+    shout_share: float = 0.0,
+    rain_share: float = 0.0,
 ) -> SynthPage:
     """A synthetic page (see :class:`SynthPage`). Same seed and size -> same bytes, given the installed
     packages. ``grey``: force a grey (True) or colour (False) page; default: grey 85% of the time.
-    ``shout_share``: the share of balloons that hold a short shout or punctuation alone (:func:`shout`); at 0
-    the page is exactly what it was before the option existed (the fixed validation sets rely on that)."""
+    ``shout_share``: the share of balloons that hold a short shout or punctuation alone (:func:`shout`);
+    ``rain_share``: the share of panels given a field of rain-like dashes (:func:`art.rain`, drawn from a random
+    stream of its own). At 0 each, the page is exactly what it was before the option existed (the fixed
+    validation sets rely on that)."""
     if height < 32 or width < 32:
         raise ValueError(f"page size {height}x{width} is too small: use at least 32x32 px")
     rng = np.random.default_rng((int(seed) & 0xFFFFFFFFFFFF, _STREAM))
+    rain_rng = np.random.default_rng((int(seed) & 0xFFFFFFFFFFFF, _RAIN_STREAM))
     H, W = int(height), int(width)
     colour = (rng.random() < 0.15) if grey is None else not grey
     C = 3 if colour else 1
@@ -346,6 +356,8 @@ def make_page(
         if x1 - x0 < 8 or y1 - y0 < 8:
             continue
         content = panel_content(rng, y1 - y0, x1 - x0, C, colour, ink)
+        if rain_share and rain_rng.random() < rain_share:
+            art.rain(content, rain_rng, ink if content.mean() > 0.35 else white)
         local = [(px - x0, py - y0) for px, py in poly]
         inside = tones.poly_mask(y1 - y0, x1 - x0, local)
         tones.paint(canvas, inside, content, x0, y0)

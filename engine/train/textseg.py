@@ -59,6 +59,7 @@ class TextSegConfig:
     real_art_dir: str | None = None   # clean real strips (PNG) lettered by the generator; every 5th is held out
     real_art_share: float = 0.3
     shout_share: float = 0.2  # balloons holding a short shout or punctuation alone (engine.synth.page.shout)
+    rain_share: float = 0.0   # panels given rain-like dashes (engine.synth.art.rain), a hard negative
 
     def model_kwargs(self) -> dict:
         return {"in_channels": self.in_channels, "width": self.width, "rfb_channels": self.rfb_channels,
@@ -113,7 +114,8 @@ class CropStream:
         if self.real and rng.random() < cfg.real_art_share:
             page = self._real_page(seed, rng)
         else:
-            page = make_page(seed, cfg.page_size, cfg.page_size, shout_share=cfg.shout_share)
+            page = make_page(seed, cfg.page_size, cfg.page_size, shout_share=cfg.shout_share,
+                             rain_share=cfg.rain_share)
         grey, mask = to_grey(page.image), page.text_mask
         text_points = np.argwhere(mask)
         h, w = mask.shape

@@ -222,3 +222,30 @@ def test_pages_with_shouts_have_more_text():
     plain = np.mean([make_page(s, 384, 384).text_mask.mean() for s in range(12)])
     shouted = np.mean([make_page(s, 384, 384, shout_share=1.0).text_mask.mean() for s in range(12)])
     assert shouted > plain
+
+
+def test_rain_is_off_by_default_and_is_art_not_text():
+    for seed in (3, 11):
+        plain, explicit = make_page(seed, 256, 256), make_page(seed, 256, 256, rain_share=0.0)
+        assert (plain.image == explicit.image).all() and (plain.text_mask == explicit.text_mask).all()
+    changed = 0
+    for seed in range(6):
+        plain, rainy = make_page(seed, 256, 256), make_page(seed, 256, 256, rain_share=1.0)
+        assert (plain.text_mask == rainy.text_mask).all()  # same lettering: rain draws from its own stream
+        changed += int((plain.image != rainy.image).any())
+    assert changed >= 4
+
+
+def test_rain_draws_short_parallel_dashes_in_ink():
+    from engine.synth import art
+
+    canvas = np.ones((200, 200, 1), np.float32)
+    art.rain(canvas, np.random.default_rng(2), np.zeros(1, np.float32))
+    inked = canvas[..., 0] < 0.5
+    assert 0.005 < inked.mean() < 0.3
+    from scipy import ndimage
+
+    labels, count = ndimage.label(inked)
+    assert count >= 10
+    sizes = ndimage.sum(inked, labels, range(1, count + 1))
+    assert np.median(sizes) < 200  # dashes, not strokes across the panel
