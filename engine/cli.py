@@ -343,6 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--release", metavar="NAME", help="copy the run's weights into engine/weights as NAME")
     p.add_argument("--checkpoint", choices=["best", "last"], default="best",
                    help="with --release: the best-validated weights (default) or the last saved state")
+    p.add_argument("--release-dir", metavar="DIR",
+                   help="with --release: write into this weights folder instead of engine/weights (a candidate to "
+                        "try with kesu eval --weights-dir DIR)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="evaluate a model (or the flat-fill settings: fill) and print one table")

@@ -21,7 +21,8 @@ def train_main(args) -> int:
         from engine.train import inpaint as trainer  # type: ignore[no-redef]
     run_dir = trainer.default_run_dir(args.run)
     if args.release:
-        release(args.role, run_dir, args.release, trainer, getattr(args, "checkpoint", "best"))
+        folder = Path(args.release_dir) if getattr(args, "release_dir", None) else None
+        release(args.role, run_dir, args.release, trainer, getattr(args, "checkpoint", "best"), folder)
         return 0
     changes = {}
     if args.steps:
@@ -71,8 +72,9 @@ def _validation_at(run_dir: Path, step: int) -> dict | None:
     return found
 
 
-def release(role: str, run_dir: Path, name: str, trainer, checkpoint: str = "best") -> None:
-    """Copy a run's best (or last saved) weights into engine/weights/ with their config and metrics."""
+def release(role: str, run_dir: Path, name: str, trainer, checkpoint: str = "best", folder: Path | None = None) -> None:
+    """Copy a run's best (or last saved) weights into engine/weights/ (or ``folder``, e.g. to evaluate a candidate
+    with ``kesu eval --weights-dir`` before shipping it) with their config and metrics."""
     from safetensors.torch import load_file
 
     from engine.models import build_model
@@ -100,5 +102,5 @@ def release(role: str, run_dir: Path, name: str, trainer, checkpoint: str = "bes
                      "commit": info.get("commit"), "data": trainer.TRAINING_DATA, "config": info["config"]},
         "metrics": {"synthetic_validation": validation},
     }
-    path = save_weights(model, role, name, arch, kwargs, SHIPPED_DIR, extra)
+    path = save_weights(model, role, name, arch, kwargs, folder or SHIPPED_DIR, extra)
     print(f"released {path} ({checkpoint} checkpoint, step {info['step']}, validation {validation})", file=sys.stderr)

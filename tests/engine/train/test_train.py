@@ -142,6 +142,10 @@ def test_release_ships_the_best_or_the_last_checkpoint(tmp_path, monkeypatch):
     release("textseg", run_dir, "textseg.best", textseg, "best")
     entry = json.loads((tmp_path / "weights" / "manifest.json").read_text())["textseg"]
     assert entry["training"]["checkpoint"] == "best" and entry["file"] == "textseg.best.safetensors"
+    # a candidate goes into a folder of its own; the shipped folder keeps what it had
+    release("textseg", run_dir, "textseg.candidate", textseg, "best", tmp_path / "candidate")
+    assert json.loads((tmp_path / "candidate" / "manifest.json").read_text())["textseg"]["name"] == "textseg.candidate"
+    assert json.loads((tmp_path / "weights" / "manifest.json").read_text())["textseg"]["name"] == "textseg.best"
 
 
 @pytest.mark.slow
