@@ -65,7 +65,7 @@ def worker(width: int, height: int, weights_dir: str | None, random_weights: boo
     import torch
 
     from engine.allocator import keep_freed_memory
-    from engine.pipeline import CleanOptions, Engine, masks
+    from engine.pipeline import CleanOptions, Engine, masks, tight_mask
     from engine.pipeline.detect import detect_probability
     from engine.pipeline.fill import FlatFillOptions, flat_fill
     from engine.pipeline.inpaint import inpaint
@@ -98,10 +98,10 @@ def worker(width: int, height: int, weights_dir: str | None, random_weights: boo
     detect_probability(seg, rgb[:256, :256], bfloat16=bf16)  # first call allocates; the warm path is what users repeat
     t_total = time.perf_counter()
     prob = stage("detect", lambda: detect_probability(seg, rgb, short_side=options.detect_short_side, bfloat16=bf16))
-    text = stage("threshold+grow", lambda: masks.threshold(prob, options.threshold))
+    text = stage("threshold+snap", lambda: tight_mask(prob, rgb, options))
     if random_weights:
         text = page.text_mask  # random weights detect noise; erase the page's true text instead
-    grown = masks.grow(text, options.grow_px)
+    grown = stage("grow", lambda: masks.grow(text, options.grow_px))
     filled_rgb, filled = stage("flat fill", lambda: flat_fill(rgb, grown, FlatFillOptions()))
     rest = grown & ~filled
     stage("inpaint", lambda: inpaint(unet, filled_rgb, rest, bfloat16=bf16))

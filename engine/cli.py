@@ -186,7 +186,7 @@ def cmd_detect(args) -> int:
     from PIL import Image
 
     from engine.imageio import load_image, save_png_atomic
-    from engine.pipeline import masks
+    from engine.pipeline import tight_mask
 
     engine, options = _engine(args, ("textseg",)), _options(args)
     out_dir = Path(args.output)
@@ -200,7 +200,7 @@ def cmd_detect(args) -> int:
     def work(job, paths):
         rgb, _ = load_image(job.source)
         prob = engine.detect(rgb, options)
-        save_png_atomic(_mask_image(masks.threshold(prob, options.threshold)), paths[0])
+        save_png_atomic(_mask_image(tight_mask(prob, rgb, options)), paths[0])
         if args.prob:
             save_png_atomic(Image.fromarray(np.rint(prob * 255).astype(np.uint8), "L"), paths[1])
 
@@ -278,7 +278,7 @@ def _add_page_arguments(p: argparse.ArgumentParser, grow_default: int | None) ->
     p.add_argument("--overwrite", action="store_true", help="redo pages whose outputs already exist")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.add_argument("--weights-dir", metavar="DIR", help="use weights from this folder instead of the shipped ones")
-    p.add_argument("--threshold", type=float, help="text probability at which a pixel is text (default 0.3)")
+    p.add_argument("--threshold", type=float, help="text probability at which a pixel is text (default 0.5)")
     p.add_argument("--detect-short-side", type=int, dest="detect_short_side",
                    help="detect with the page's shorter side scaled to at most this many px (default 1024)")
     p.add_argument("--float32", action="store_true", help=FLOAT32_HELP)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw
 from engine.eval.metrics import MaskCounts
 from engine.eval.realpages import mimi_strips, openmantra_pages, real_art_files, sickzil_pairs
 from engine.imageio import load_image, save_png_atomic
-from engine.pipeline import CleanOptions, Engine
+from engine.pipeline import CleanOptions, Engine, tight_mask
 from engine.pipeline.detect import to_grey
 from engine.train.textseg import VALIDATION_SEED_BASE
 
@@ -34,14 +34,15 @@ def overlay(rgb: np.ndarray, mask: np.ndarray, boxes=(), colour=(255, 0, 64)) ->
 
 
 class Predictor:
-    """Text probability of a page from the engine, thresholded at each level of the sweep."""
+    """Text probability of a page from the engine, made a tight mask at each level of the sweep."""
 
     def __init__(self, engine: Engine, options: CleanOptions, thresholds: Sequence[float]):
         self.engine, self.options, self.thresholds = engine, options, list(thresholds)
 
     def masks(self, rgb: np.ndarray) -> dict[float, np.ndarray]:
+        """Threshold -> tight mask (snapped to the ink, as the pipeline makes it) at each level."""
         prob = self.engine.detect(rgb, self.options)
-        return {t: prob >= t for t in self.thresholds}
+        return {t: tight_mask(prob, rgb, replace(self.options, threshold=t)) for t in self.thresholds}
 
     @property
     def shown(self) -> float:

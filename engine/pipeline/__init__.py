@@ -1,4 +1,5 @@
-"""The clean pipeline: detect -> threshold -> grow -> flat fill -> inpaint -> paste back inside the mask.
+"""The clean pipeline: detect -> threshold -> snap to the ink -> grow -> flat fill -> inpaint -> paste back inside
+the mask.
 
 Every function here works on arrays (uint8 (H, W, 3) RGB, bool (H, W) masks, float32 (H, W) probabilities);
 files are read and written by ``engine.imageio`` and the CLI.
@@ -16,7 +17,7 @@ import numpy as np
 from engine.allocator import keep_freed_memory
 from engine.errors import InputError
 from engine.pipeline import masks
-from engine.pipeline.detect import detect_probability
+from engine.pipeline.detect import detect_probability, to_grey, working_scale
 from engine.pipeline.fill import FlatFillOptions, flat_fill
 from engine.pipeline.inpaint import inpaint as inpaint_holes
 
@@ -28,7 +29,10 @@ class CleanOptions:
     """What a user can set. Sizes are in pixels of the input page."""
 
     # text probability at which a pixel is text (chosen with `kesu eval textseg --thresholds`)
-    threshold: float = 0.3
+    threshold: float = 0.5
+    # the thresholded mask takes in the pixels this near it that look like its ink (masks.snap_to_ink); None:
+    # 3 px at the detector's working scale (more on a page it scales down); 0: off
+    snap_px: int | None = None
     grow_px: int = 4              # the text mask is grown by this much before erasing
     detect_short_side: int = 1024  # pages are detected with their shorter side scaled to at most this
     flat_tolerance: int = 8       # flat fill: levels a ring pixel may differ from the ring's colour
@@ -46,6 +50,8 @@ class CleanOptions:
             raise InputError(f"threshold must be between 0 and 1, got {self.threshold}")
         if not 0 <= self.grow_px <= 64:
             raise InputError(f"grow must be between 0 and 64 pixels, got {self.grow_px}")
+        if self.snap_px is not None and not 0 <= self.snap_px <= 32:
+            raise InputError(f"snap must be between 0 and 32 pixels, got {self.snap_px}")
         if not 64 <= self.detect_short_side <= 8192:
             raise InputError(f"detect_short_side must be between 64 and 8192, got {self.detect_short_side}")
 
@@ -87,6 +93,23 @@ def check_mask(mask: np.ndarray, rgb: np.ndarray, what: str = "mask") -> None:
     if not isinstance(mask, np.ndarray) or mask.dtype != bool or mask.shape != rgb.shape[:2]:
         got = f"{mask.dtype} {mask.shape}" if isinstance(mask, np.ndarray) else type(mask).__name__
         raise InputError(f"the {what} must be bool {rgb.shape[:2]} like the image, got {got}")
+
+
+DETECT_SNAP_PX = 3  # snap_to_ink's radius at the detector's working scale (chosen with `kesu eval textseg`)
+
+
+def snap_radius(height: int, width: int, options: CleanOptions) -> int:
+    """snap_to_ink's radius in pixels of a page of this size."""
+    if options.snap_px is not None:
+        return options.snap_px
+    return round(DETECT_SNAP_PX / working_scale(height, width, options.detect_short_side))
+
+
+def tight_mask(prob: np.ndarray, rgb: np.ndarray, options: CleanOptions) -> np.ndarray:
+    """bool (H, W) text mask of a page from its text probability: threshold, then snap to the glyphs' ink."""
+    mask = masks.threshold(prob, options.threshold)
+    radius = snap_radius(*prob.shape, options)
+    return masks.snap_to_ink(mask, to_grey(rgb), radius) if radius else mask
 
 
 def _stage(progress: Progress | None, name: str, start: float, end: float) -> Callable[[float], None] | None:
@@ -140,7 +163,7 @@ class Engine:
 
     def text_mask(self, rgb: np.ndarray, options: CleanOptions = CleanOptions(), progress: Progress | None = None):
         """The tight text mask bool (H, W) of a page."""
-        return masks.threshold(self.detect(rgb, options, progress), options.threshold)
+        return tight_mask(self.detect(rgb, options, progress), rgb, options)
 
     def inpaint(
         self,
@@ -180,7 +203,7 @@ class Engine:
                 self._model("textseg"), rgb, short_side=options.detect_short_side,
                 progress=_stage(progress, "detect", 0.0, 0.6), bfloat16=options.bfloat16,
             )
-            text_mask = masks.threshold(prob, options.threshold)
+            text_mask = tight_mask(prob, rgb, options)
         else:
             check_mask(text_mask, rgb, "text mask")
         grown = masks.grow(text_mask, options.grow_px)
@@ -189,4 +212,4 @@ class Engine:
         return CleanResult(image=cleaned, text_mask=text_mask, grown_mask=grown)
 
 
-__all__ = ["CleanOptions", "CleanResult", "Engine", "check_rgb", "check_mask"]
+__all__ = ["CleanOptions", "CleanResult", "Engine", "check_rgb", "check_mask", "snap_radius", "tight_mask"]

@@ -68,7 +68,7 @@ class Range:
 
 
 GROW_PX = Range(0, 64, 4)           # the engine's limits (engine.pipeline.CleanOptions)
-THRESHOLD = Range(0.05, 0.95, 0.3)
+THRESHOLD = Range(0.05, 0.95, 0.5)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 GROW_RANGE = (0, 64)            # the engine's limits (engine.pipeline.CleanOptions)
 THRESHOLD_RANGE = (0.01, 0.99)
 DEFAULT_GROW = 4
-DEFAULT_THRESHOLD = 0.3
+DEFAULT_THRESHOLD = 0.5
 
 
 class SettingsStore(Protocol):

@@ -20,7 +20,8 @@ def test_worker_times_every_stage_on_a_small_page():
         result = bench.worker(320, 256, None, random_weights=True, threads=1)
     finally:
         torch.set_num_threads(threads)  # the worker sets it for its (normally own) process
-    assert list(result["stages"]) == ["load models", "detect", "threshold+grow", "flat fill", "inpaint",
+    assert list(result["stages"]) == ["load models", "detect", "threshold+snap", "grow",
+                                      "flat fill", "inpaint",
                                       "detect, same size again", "inpaint 5% by the model"]
     assert all(s["seconds"] >= 0 and s["peak_mb"] > 0 for s in result["stages"].values())
     assert result["five_percent_mask"] >= 5.0

@@ -22,8 +22,8 @@ class DictStore:
 
 def test_defaults_and_engine_options():
     s = st.load(DictStore())
-    assert s == st.Settings(4, 0.3, "")
-    assert s.engine_options() == {"grow_px": 4, "threshold": 0.3}
+    assert s == st.Settings(4, 0.5, "")
+    assert s.engine_options() == {"grow_px": 4, "threshold": 0.5}
 
 
 def test_save_then_load_roundtrip():

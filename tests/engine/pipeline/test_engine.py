@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from engine.errors import InputError
-from engine.pipeline import CleanOptions, Engine
+from engine.pipeline import CleanOptions, Engine, snap_radius, tight_mask
 from engine.pipeline.detect import detect_probability, to_grey, working_scale
 from tests.conftest import make_tiny_weights
 
@@ -96,6 +96,26 @@ def test_bad_inputs_are_refused(engine):
         CleanOptions(threshold=2.0)
     with pytest.raises(InputError, match="valid options"):
         CleanOptions.from_dict({"treshold": 0.4})
+    with pytest.raises(InputError, match="snap"):
+        CleanOptions(snap_px=-1)
+
+
+def test_snap_radius_is_three_pixels_at_the_detection_scale():
+    assert snap_radius(1170, 830, CleanOptions()) == 3             # detected at full size
+    assert snap_radius(2339, 1654, CleanOptions()) == 5            # detected at 1024/1654: 3 px there
+    assert snap_radius(2339, 1654, CleanOptions(snap_px=1)) == 1   # a user's choice wins
+    assert snap_radius(2339, 1654, CleanOptions(snap_px=0)) == 0
+
+
+def test_tight_mask_thresholds_then_snaps_to_the_glyph():
+    rgb = np.full((12, 12, 3), 250, np.uint8)
+    rgb[4:8, 4:8] = 0
+    prob = np.zeros((12, 12), np.float32)
+    prob[5:7, 5:7] = 0.9
+    prob[0, 0] = 0.45  # below the threshold: stays out
+    mask = tight_mask(prob, rgb, CleanOptions(threshold=0.5))
+    assert mask[4:8, 4:8].all() and mask.sum() == 16
+    assert tight_mask(prob, rgb, CleanOptions(threshold=0.5, snap_px=0)).sum() == 4
 
 
 def test_progress_is_reported_and_can_cancel(engine, rng):

@@ -172,3 +172,25 @@ def test_resuming_keeps_the_saved_config_except_what_was_set_even_to_the_default
     assert resumed.shout_share == defaults.shout_share   # set on the command line to the default: taken
     assert resumed.total_steps == 99 and resumed.lr == 0.01  # the rest stays as saved
     assert resolve_config(tmp_path, textseg.TextSegConfig, asked).shout_share == 0.5  # not named: saved wins
+
+
+def test_zoomed_crop_resizes_the_grey_and_keeps_text_where_half_a_pixel_was():
+    grey = np.zeros((4, 4), np.uint8)
+    grey[:2, :2] = 200
+    mask = np.zeros((4, 4), bool)
+    mask[:2, :2] = True
+    mask[2, 2] = True  # a quarter of the output pixel (1, 1): not text
+    g, m = textseg.zoomed(grey, mask, 2)
+    assert g.shape == (2, 2) and g.dtype == np.uint8 and g[0, 0] > 150 and g[1, 1] < 50
+    assert m.tolist() == [[True, False], [False, False]]
+
+
+def test_crop_zoom_draws_smaller_text_from_its_own_stream():
+    plain = textseg.TextSegConfig(page_size=192, crop=64, batch=8)
+    zoom = textseg.TextSegConfig(page_size=192, crop=64, batch=8, crop_zoom_min=0.5, crop_zoom_max=0.5)
+    x0, y0 = textseg.CropStream(plain).batch()
+    x1, y1 = textseg.CropStream(zoom).batch()
+    x2, y2 = textseg.CropStream(zoom).batch()
+    assert x1.shape == x0.shape and y1.shape == y0.shape
+    assert torch.equal(x1, x2) and torch.equal(y1, y2)  # same seed, same batch
+    assert not torch.equal(x1, x0)

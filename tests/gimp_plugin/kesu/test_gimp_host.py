@@ -38,7 +38,7 @@ REPO = HERE.parents[2]
 PROCS = ["kesu-detect-text", "kesu-inpaint-selection", "kesu-clean-page"]
 SEED, PAGE_H, PAGE_W = 1, 1100, 800   # seed 1: a grey page with 2% text pixels, in balloons and over art
 GROW = 4
-DETECT_THRESHOLD = 0.5                # Detect Text in the quality run: finds less than the default 0.3
+DETECT_THRESHOLD = 0.6                # Detect Text in the quality run: finds less than the default 0.5
 CLEAN_SEL = [10, 12, 50, 40]          # x, y, w, h: Clean Page limited to a selection
 ERASED = [20, 30, 40, 30]             # x, y, w, h: the part of the Text Mask the "user" erases
 
@@ -186,8 +186,8 @@ def test_procedures_registered_with_menus_and_arguments(wiring):
         assert p["label"] == labels[name]
         assert p["args"]["grow-px"] == {"type": "ParamSpecInt", "min": 0, "max": 64, "default": 4}
         assert p["args"]["threshold"]["type"] == "ParamSpecDouble"
-        assert p["args"]["threshold"]["default"] == 0.3
-        assert 0 < p["args"]["threshold"]["min"] < 0.3 < p["args"]["threshold"]["max"] < 1
+        assert p["args"]["threshold"]["default"] == 0.5
+        assert 0 < p["args"]["threshold"]["min"] < 0.5 < p["args"]["threshold"]["max"] < 1
         assert {"run-mode", "image", "drawables"} <= set(p["args"])
     # what GIMP recorded when it queried the installed plug-in (its menus come from here at start-up)
     rc = (wiring["g"].home / ".config" / "GIMP" / "3.0" / "pluginrc").read_bytes().decode("utf-8", "replace")
@@ -387,9 +387,10 @@ def test_detect_text_mask_covers_the_text(quality):
     truth = quality["page"].text_mask
     assert np.array_equal(pixels(xcf, "Background")[:, :, :3], quality["page"].image)
     found = _mask_of(xcf)
-    # the threshold argument reaches the engine: 0.5 marks less than Clean Page's default 0.3 on the same page
+    # the threshold argument reaches the engine: 0.6 marks less than Clean Page's default 0.5 on the same page
     default = _mask_of(harness.read_xcf(quality["folder"] / "clean.xcf"))
-    assert found.sum() < default.sum() and not (found & ~default).any()
+    # (not a strict subset: snapping to the ink decides the fringe of each mask on its own)
+    assert found.sum() < default.sum() and (found & ~default).sum() <= 0.01 * found.sum()
     # the tight mask misses anti-aliased fringe pixels; within a 2 px tolerance it must find the text
     # exactly what the engine finds on these pixels with these weights and this threshold: nothing lost on the
     # way through GEGL, the protocol and the new layer
