@@ -40,17 +40,24 @@ def snap_to_ink(mask: np.ndarray, grey: np.ndarray, radius: int) -> np.ndarray:
     if radius == 0 or not mask.any():
         return mask.copy()
     near = grow(mask, radius)
-    ring = near & ~mask
     labels, count = ndimage.label(near, structure=_EIGHT_CONNECTED)
-    index = np.arange(1, count + 1)
-    values = grey.astype(np.float32)
-    text_level = np.zeros(count + 1, np.float32)
-    ring_level = np.zeros(count + 1, np.float32)
-    text_level[1:] = ndimage.mean(values, labels * mask, index)
-    with np.errstate(invalid="ignore"):  # a group with no ring (the whole page) has no background level
-        ring_level[1:] = np.nan_to_num(ndimage.mean(values, labels * ring, index), nan=np.inf)
-    nearer_text = np.abs(values - text_level[labels]) < np.abs(values - ring_level[labels])
-    return mask | (ring & nearer_text)
+    # work on the mask's and the ring's pixels only (a few percent of a page), by flat index
+    inside, ring = np.flatnonzero(mask), np.flatnonzero(near & ~mask)
+    flat_labels, flat_grey = labels.ravel(), grey.ravel().astype(np.float32)
+
+    def level(pixels: np.ndarray) -> np.ndarray:
+        """Mean grey of the given pixels in each group (NaN where a group has none)."""
+        total = np.bincount(flat_labels[pixels], weights=flat_grey[pixels], minlength=count + 1)
+        n = np.bincount(flat_labels[pixels], minlength=count + 1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return total / n
+
+    text_level, ring_level = level(inside), level(ring)
+    group, value = flat_labels[ring], flat_grey[ring]
+    nearer_text = np.abs(value - text_level[group]) < np.abs(value - ring_level[group])
+    out = mask.copy()
+    out.ravel()[ring[nearer_text]] = True
+    return out
 
 
 def grow(mask: np.ndarray, pixels: int) -> np.ndarray:
