@@ -389,8 +389,9 @@ def test_detect_text_mask_covers_the_text(quality):
     found = _mask_of(xcf)
     # the threshold argument reaches the engine: 0.6 marks less than Clean Page's default 0.5 on the same page
     default = _mask_of(harness.read_xcf(quality["folder"] / "clean.xcf"))
-    # (not a strict subset: snapping to the ink decides the fringe of each mask on its own)
-    assert found.sum() < default.sum() and (found & ~default).sum() <= 0.01 * found.sum()
+    # (not a subset: snapping to the ink decides the fringe of each mask by its own levels; 1.4% of the pixels
+    # at 0.6 were outside the mask at 0.5 with textseg v5). That this is the engine's own mask at 0.6 is below.
+    assert found.sum() < default.sum()
     # the tight mask misses anti-aliased fringe pixels; within a 2 px tolerance it must find the text
     # exactly what the engine finds on these pixels with these weights and this threshold: nothing lost on the
     # way through GEGL, the protocol and the new layer
@@ -404,7 +405,8 @@ def test_detect_text_mask_covers_the_text(quality):
           f"precision {precision:.3f} (3 px), same as the engine in-process on {agree:.4%} of the pixels")
     assert agree >= 0.999, f"the Text Mask differs from the engine's own mask on {1 - agree:.2%} of the pixels"
     assert recall >= 0.5, f"the Text Mask covers only {recall:.1%} of the drawn text"
-    # on this page at 0.5: textseg.mnv2w10.v4 recall 0.862, precision 0.739; v3 0.928 / 0.589 (it marked a
+    # on this page: textseg.mnv2w10.v5 at 0.6, snapped, recall 0.951, precision 0.625; at 0.5 (not snapped then):
+    # v4 0.862 / 0.739; v3 0.928 / 0.589 (it marked a
     # clip-art bee's stripes, a brush-drawn shape and an outlined sound effect's fringe); v2 0.863 / 0.836.
     # Sanity bars with a margin; quality is `kesu eval textseg` on real pages
     assert precision >= 0.5, f"only {precision:.1%} of the Text Mask is on or near text"
