@@ -498,7 +498,7 @@ def test_gui_gimp_runs_with_last_values(host, tmp_path):  # noqa: F811
     log = g.log_text()
     assert "kesu-clean-page: noninteractive (grow 7 px, threshold 0.30)" in log
     # GIMP keeps "last values" only from interactive (dialog) runs, so Repeat here uses the defaults
-    assert "kesu-clean-page: with-last-vals (grow 4 px, threshold 0.30)" in log
+    assert "kesu-clean-page: with-last-vals (grow 4 px, threshold 0.50)" in log
 
 
 def test_gui_dialog_cancel_and_ok(host, tmp_path):  # noqa: F811
@@ -537,4 +537,4 @@ def test_gui_dialog_cancel_and_ok(host, tmp_path):  # noqa: F811
     assert [lay["name"] for lay in cancelled["layers"]] == ["Background"]
     assert ok["status"] == "success", ok["error"]
     assert names(harness.read_xcf(tmp_path / "a.xcf")) == ["Cleaned", "Text Mask", "Background"]
-    assert "kesu-clean-page: interactive (grow 4 px, threshold 0.30)" in g.log_text()
+    assert "kesu-clean-page: interactive (grow 4 px, threshold 0.50)" in g.log_text()
