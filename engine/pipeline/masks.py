@@ -21,7 +21,7 @@ def snap_to_ink(mask: np.ndarray, grey: np.ndarray, radius: int) -> np.ndarray:
     """The tight mask with the pixels up to ``radius`` away added where they look like its ink.
 
     The detector's probabilities come from features at a quarter of its working resolution, so a threshold
-    leaves the edges of the glyphs (and whole dots of small punctuation) just outside the mask. Each connected
+    leaves the edges of the glyphs just outside the mask. Each connected
     group of the mask (within ``radius``) has a text level (the mean grey under the mask) and a background level
     (the mean grey of the ring around it); a ring pixel joins the mask when its grey is nearer the text level.
     Works for dark text on light paper and light text on black balloons alike.
