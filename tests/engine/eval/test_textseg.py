@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from engine.cli import _thresholds
-from engine.eval.textseg import InkCounts, Predictor, format_table, run
+from engine.eval.textseg import InkCounts, Predictor, format_table, lettering_ink, run
 
 
 class FixedProbability:
@@ -29,6 +29,24 @@ def test_ink_counts_score_boxes_and_outside_share():
     assert scores["ink_recall"] == pytest.approx(140 / 200)
     assert scores["boxes_90"] == pytest.approx(0.5)
     assert scores["mask_outside_boxes"] == pytest.approx(20 / 160)
+
+
+def test_lettering_is_the_ink_wholly_inside_a_box_not_the_outline_crossing_it():
+    grey = np.full((60, 60), 255, np.uint8)
+    grey[20:30, 20:26] = 0      # a glyph inside the box: 60 pixels
+    grey[10:50, 12] = 0         # a balloon outline running through the box and out of it
+    box = (15, 10, 40, 40)
+    (letters,) = lettering_ink(grey, [box])
+    assert letters.shape == (25, 30)
+    assert letters.sum() == 60 and letters[5:15, 10:16].all()
+    pred = np.zeros((60, 60), bool)
+    pred[20:30, 20:26] = True   # the mask covers the glyph, not the outline
+    counts = InkCounts()
+    counts.add(pred, grey, [box])
+    scores = counts.scores()
+    assert scores["lettering_recall"] == 1.0 and scores["lettering_boxes_90"] == 1.0
+    assert scores["ink_recall"] == pytest.approx(60 / (60 + 25))   # the outline's 25 pixels inside the box count
+    assert scores["boxes_90"] == 0.0
 
 
 def test_sweep_gives_one_row_per_threshold_and_recall_falls_as_the_level_rises():
