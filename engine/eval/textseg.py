@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
-from scipy import ndimage
 
 from engine.eval.metrics import MaskCounts
 from engine.eval.realpages import mimi_strips, openmantra_pages, real_art_files, sickzil_pairs
 from engine.imageio import load_image, save_png_atomic
 from engine.pipeline import CleanOptions, Engine, tight_mask
 from engine.pipeline.detect import to_grey
+from engine.pipeline.masks import regions
 from engine.train.textseg import VALIDATION_SEED_BASE
 
 SYNTH_VALIDATION_PAGES = 64
@@ -122,14 +122,13 @@ def lettering_ink(grey: np.ndarray, text_boxes) -> list[np.ndarray]:
     a black background that cross it. Those pieces run out of the box; the glyphs (8-connected pieces of ink,
     grey < INK_LEVEL, over the whole page) stay inside it.
     """
-    labels, count = ndimage.label(grey < INK_LEVEL, structure=np.ones((3, 3), bool))
-    spans = ndimage.find_objects(labels, count)
+    labels, pieces = regions(grey < INK_LEVEL)  # piece i + 1 spans pieces[i]
     out = []
     for y0, x0, y1, x1 in text_boxes:
         window = labels[y0:y1, x0:x1]
         ids = np.unique(window[window > 0])
-        inside = [i for i in ids if spans[i - 1][0].start >= y0 and spans[i - 1][0].stop <= y1
-                  and spans[i - 1][1].start >= x0 and spans[i - 1][1].stop <= x1]
+        inside = [i for i in ids if pieces[i - 1][0] >= y0 and pieces[i - 1][1] >= x0
+                  and pieces[i - 1][2] <= y1 and pieces[i - 1][3] <= x1]
         out.append(np.isin(window, inside))
     return out
 
@@ -156,9 +155,10 @@ class InkCounts:
     def add(self, pred: np.ndarray, grey: np.ndarray, text_boxes, lettering: list[np.ndarray] | None = None) -> None:
         """Count one page. ``lettering``: lettering_ink(grey, text_boxes), if already computed."""
         lettering = lettering if lettering is not None else lettering_ink(grey, text_boxes)
-        inside = np.zeros_like(pred)
+        inside, letters_all = np.zeros_like(pred), np.zeros_like(pred)
         for (y0, x0, y1, x1), letters in zip(text_boxes, lettering):
             inside[y0:y1, x0:x1] = True
+            letters_all[y0:y1, x0:x1] |= letters
             covered = pred[y0:y1, x0:x1]
             ink = grey[y0:y1, x0:x1] < INK_LEVEL
             n_ink, n_cov = int(ink.sum()), int((ink & covered).sum())
@@ -172,9 +172,6 @@ class InkCounts:
         ink_all = (grey < INK_LEVEL) & inside
         self.ink_total += int(ink_all.sum())
         self.ink_covered += int((ink_all & pred).sum())
-        letters_all = np.zeros_like(pred)
-        for (y0, x0, y1, x1), letters in zip(text_boxes, lettering):
-            letters_all[y0:y1, x0:x1] |= letters
         self.lettering_total += int(letters_all.sum())
         self.lettering_covered += int((letters_all & pred).sum())
         self.mask_total += int(pred.sum())
