@@ -20,9 +20,13 @@ def test_worker_times_every_stage_on_a_small_page():
         result = bench.worker(320, 256, None, random_weights=True, threads=1)
     finally:
         torch.set_num_threads(threads)  # the worker sets it for its (normally own) process
-    assert list(result["stages"]) == ["load models", "detect", "threshold+snap", "grow",
-                                      "flat fill", "inpaint",
-                                      "detect, same size again", "inpaint 5% by the model"]
+    names = list(result["stages"])
+    assert names[:8] == ["load models", "detect", "threshold+snap", "grow", "flat fill", "inpaint",
+                         "detect, same size again", "inpaint 5% by the model"]
+    others = names[8:]  # the 5% inpainting again on the other pages, each named with its share and crop area
+    assert len(others) == len(bench.FIVE_PERCENT_SEEDS)
+    assert all(f"page {seed}: " in name and "Mpx of crops" in name for seed, name in zip(bench.FIVE_PERCENT_SEEDS,
+                                                                                          others))
     assert all(s["seconds"] >= 0 and s["peak_mb"] > 0 for s in result["stages"].values())
     assert result["five_percent_mask"] >= 5.0
     assert result["size"] == "320x256" and result["weights"] == "random"

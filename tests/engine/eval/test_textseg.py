@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from engine.cli import _thresholds
-from engine.eval.textseg import InkCounts, Predictor, format_table, lettering_ink, run
+from engine.eval.textseg import InkCounts, Predictor, format_table, lettering_ink, run, visible_truth
 
 
 class FixedProbability:
@@ -47,6 +47,25 @@ def test_lettering_is_the_ink_wholly_inside_a_box_not_the_outline_crossing_it():
     assert scores["lettering_recall"] == 1.0 and scores["lettering_boxes_90"] == 1.0
     assert scores["ink_recall"] == pytest.approx(60 / (60 + 25))   # the outline's 25 pixels inside the box count
     assert scores["boxes_90"] == 0.0
+
+
+def test_visible_truth_drops_text_drawn_in_the_colour_beneath_it():
+    clean = np.full((20, 40, 3), 255, np.uint8)
+    clean[:, 20:] = 0                       # right half: a black area
+    image = clean.copy()
+    image[5:15, 5:10] = 0                   # a black glyph on white: changes the page
+    image[5:15, 25:30] = 0                  # a black glyph on black: changes nothing
+    image[5:15, 10:12] = 252                # a faint rim, 3 levels: below what counts as visible
+    truth = np.zeros((20, 40), bool)
+    truth[5:15, 5:12] = truth[5:15, 25:30] = True
+    visible = visible_truth(image, clean, truth)
+    assert visible.sum() == 50 and visible[5:15, 5:10].all()
+
+
+def test_synthetic_rows_carry_the_visible_truth_ceiling():
+    rows = run(FixedProbability(), None, None, limit=2, log=lambda m: None, thresholds=[0.5])
+    assert 0.5 < rows[0]["visible_f1"] < 1.0   # generated pages hold some text that cannot be seen
+    assert "visibleF1" in format_table(rows)
 
 
 def test_sweep_gives_one_row_per_threshold_and_recall_falls_as_the_level_rises():
