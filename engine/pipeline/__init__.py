@@ -30,8 +30,9 @@ class CleanOptions:
 
     # text probability at which a pixel is text (chosen with `kesu eval textseg --thresholds`)
     threshold: float = 0.5
-    # the thresholded mask takes in the pixels this near it that look like its ink (masks.snap_to_ink); None:
-    # 3 px at the detector's working scale (more on a page it scales down); 0: off
+    # the thresholded mask takes in the pixels this near it that look like its ink and drops those beside the
+    # ink that look like paper (masks.snap_to_ink); None: 3 px at the detector's working scale (more on a page
+    # it scales down); 0: off
     snap_px: int | None = None
     grow_px: int = 4              # the text mask is grown by this much before erasing
     detect_short_side: int = 1024  # pages are detected with their shorter side scaled to at most this
@@ -96,6 +97,7 @@ def check_mask(mask: np.ndarray, rgb: np.ndarray, what: str = "mask") -> None:
 
 
 DETECT_SNAP_PX = 3  # snap_to_ink's radius at the detector's working scale (chosen with `kesu eval textseg`)
+CONFIDENT = 0.8     # text probability from which snap_to_ink never trims a pixel (and takes the ink's grey)
 
 
 def snap_radius(height: int, width: int, options: CleanOptions) -> int:
@@ -106,10 +108,13 @@ def snap_radius(height: int, width: int, options: CleanOptions) -> int:
 
 
 def tight_mask(prob: np.ndarray, rgb: np.ndarray, options: CleanOptions) -> np.ndarray:
-    """bool (H, W) text mask of a page from its text probability: threshold, then snap to the glyphs' ink."""
+    """bool (H, W) text mask of a page from its text probability: threshold, then fit to the glyphs' ink."""
     mask = masks.threshold(prob, options.threshold)
     radius = snap_radius(*prob.shape, options)
-    return masks.snap_to_ink(mask, to_grey(rgb), radius) if radius else mask
+    if not radius:
+        return mask
+    confident = prob >= max(CONFIDENT, options.threshold)
+    return masks.snap_to_ink(mask, to_grey(rgb), radius, confident)
 
 
 def _stage(progress: Progress | None, name: str, start: float, end: float) -> Callable[[float], None] | None:

@@ -83,3 +83,49 @@ def test_snap_radius_zero_and_empty_mask_change_nothing_and_bad_input_is_named()
         snap_to_ink(tight, grey, -1)
     with pytest.raises(ValueError, match="differ in size"):
         snap_to_ink(tight, grey[:5], 1)
+
+
+def _box_glyph(size=30, paper=250):
+    """A page of ``paper`` grey with a square glyph: 2 px dark strokes (grey 0) round a 4x4 paper-grey counter."""
+    grey = np.full((size, size), paper, np.uint8)
+    grey[8:16, 8:16] = 0
+    grey[10:14, 10:14] = paper
+    return grey
+
+
+def test_trim_drops_the_counter_beside_the_strokes_and_keeps_the_strokes():
+    grey = _box_glyph()
+    blob = np.zeros(grey.shape, bool)
+    blob[8:16, 8:16] = True                     # the detector's blob covers the counter too
+    strokes = blob & (grey == 0)
+    fitted = snap_to_ink(blob, grey, 3, confident=strokes)
+    assert (fitted == strokes).all()            # the counter's pixels all lie within 2 px of a stroke
+    assert (snap_to_ink(blob, grey, 3) == blob).all()   # without confident pixels nothing is trimmed
+
+
+def test_trim_keeps_confident_pixels_and_paper_far_from_any_ink():
+    grey = np.full((40, 40), 250, np.uint8)
+    grey[5:35, 5:7] = 0                         # one stroke down the left of a wide blob
+    blob = np.zeros(grey.shape, bool)
+    blob[5:35, 5:35] = True
+    confident = grey == 0
+    confident[20, 20] = True                    # the detector is sure of this paper-grey pixel too
+    fitted = snap_to_ink(blob, grey, 3, confident=confident)
+    assert fitted[5:35, 5:7].all() and fitted[20, 20]
+    assert not fitted[5:35, 7:9].any()          # paper beside the stroke leaves the mask
+    assert fitted[5:35, 9:35].sum() == 30 * 26  # paper further than 2 px from any ink stays: no guessing
+
+
+def test_trim_keeps_a_white_outline_round_dark_text_on_grey_art():
+    grey = np.full((30, 30), 128, np.uint8)     # mid-grey artwork
+    grey[8:22, 8:22] = 255                      # the white outline (fuchidori)...
+    grey[10:20, 10:20] = 0                      # ...round a dark glyph
+    mask = grey != 128
+    fitted = snap_to_ink(mask, grey, 3, confident=grey == 0)
+    assert (fitted == mask).all()
+
+
+def test_confident_pixels_must_match_the_mask_in_size():
+    grey = _box_glyph()
+    with pytest.raises(ValueError, match="differ in size"):
+        snap_to_ink(grey == 0, grey, 3, confident=np.zeros((5, 5), bool))
