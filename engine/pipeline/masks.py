@@ -81,9 +81,9 @@ def snap_to_ink(mask: np.ndarray, grey: np.ndarray, radius: int, confident: np.n
     ink_level = level(sure)
     ink_level = np.where(np.isnan(ink_level), text_level, ink_level)  # a group with no confident pixel
     pixels = np.flatnonzero(near)
+    background = ring_level[flat_labels[pixels]]
     with np.errstate(invalid="ignore", divide="ignore"):
-        contrast = (flat_grey[pixels] - ring_level[flat_labels[pixels]]) / (
-            ink_level[flat_labels[pixels]] - ring_level[flat_labels[pixels]])
+        contrast = (flat_grey[pixels] - background) / (ink_level[flat_labels[pixels]] - background)
     looks_inky = np.zeros(mask.size, bool)
     looks_inky[pixels[contrast >= TRIM_CONTRAST]] = True
     beside = grow(looks_inky.reshape(mask.shape), max(1, round(TRIM_BESIDE * radius))).ravel()
