@@ -1,7 +1,9 @@
 """``kesu train inpaint``: the partial-convolution U-Net on clean backgrounds with text-shaped holes.
 
 Backgrounds come from the synthetic generator (tones, hatching, line art, clip art, halftoned photos, panels)
-and, when the folder is given, from clean real comic strips (a held-out fifth of them is kept for evaluation).
+and, when the folder is given, from clean real comic strips (a held-out fifth of them is kept for evaluation),
+and, when that folder is given, from tiles of real manga pages whose text is marked (``engine.train.manga_tiles``):
+holes there are kept off the text, so the network learns real screentone and hatching without painting letters.
 Loss: L1 in the holes (weighted) and outside, optionally squared error in the holes, L1 of image gradients in the
 holes (keeps lines and dots sharp), and total variation across the hole border.
 """
@@ -30,6 +32,8 @@ from engine.train.common import (
 from engine.train.state import load_state
 
 VALIDATION_SEED_BASE = 2_000_000_000
+# A folder of manga tiles (engine.train.manga_tiles, text marked) to train on besides the strips and synthetic data.
+MANGA_ART_ENV = "KESU_MANGA_ART_DIR"
 
 
 @dataclass
@@ -49,6 +53,8 @@ class InpaintConfig:
     tv_weight: float = 0.05
     real_art_dir: str | None = None   # clean real strips (PNG); every 5th file is held out for evaluation
     real_art_share: float = 0.3
+    manga_art_dir: str | None = None  # tiles of real manga pages, text transparent (python -m engine.train.manga_tiles)
+    manga_art_share: float = 0.0      # the share of samples drawn from them (real_art_share + this <= 1)
     val_samples: int = 48
     val_every: int = 500
     save_every: int = 100
@@ -64,6 +70,23 @@ class InpaintConfig:
         return kwargs
 
 
+def with_manga_art_from_env(cfg: InpaintConfig | None) -> InpaintConfig | None:
+    """``cfg`` with ``manga_art_dir`` from ``$KESU_MANGA_ART_DIR`` unless already set."""
+    import os
+    from dataclasses import replace
+
+    if os.environ.get(MANGA_ART_ENV) and (cfg is None or cfg.manga_art_dir is None):
+        return replace(cfg or InpaintConfig(), manga_art_dir=os.environ[MANGA_ART_ENV])
+    return cfg
+
+
+def _load_tile(path: Path) -> np.ndarray:
+    """A manga tile as RGBA (alpha 0 on text, which holes must not cover)."""
+    from PIL import Image
+
+    return np.asarray(Image.open(path).convert("RGBA"))
+
+
 def _load_rgb(path: Path) -> np.ndarray:
     from PIL import Image
 
@@ -77,9 +100,11 @@ class SampleStream:
         self.cfg = cfg
         self.next_seed = next_seed
         self.real = RealArt(cfg.real_art_dir, _load_rgb)
+        self.manga = RealArt(cfg.manga_art_dir if cfg.manga_art_share > 0 else None, _load_tile)
 
-    def _real_crop(self, rng: np.random.Generator, size: int) -> np.ndarray:
-        art = self.real.pick(rng)
+    @staticmethod
+    def _real_crop(source: RealArt, rng: np.random.Generator, size: int) -> np.ndarray:
+        art = source.pick(rng)
         if art.shape[0] < size or art.shape[1] < size:  # a short strip: mirror it out to the crop size
             pad_y, pad_x = max(0, size - art.shape[0]), max(0, size - art.shape[1])
             art = np.pad(art, ((0, pad_y), (0, pad_x), (0, 0)), mode="symmetric")
@@ -96,8 +121,13 @@ class SampleStream:
         s = make_inpaint_sample(seed, c, c)
         image = s.image
         rng = np.random.default_rng(seed)
-        if self.real and rng.random() < self.cfg.real_art_share:
-            image = self._real_crop(rng, c)
+        if self.real or self.manga:
+            draw = rng.random()  # one draw: below real_art_share a strip, in the top manga_art_share a manga tile
+            if self.real and draw < self.cfg.real_art_share:
+                image = self._real_crop(self.real, rng, c)
+            elif self.manga and draw >= 1.0 - self.cfg.manga_art_share:
+                tile = self._real_crop(self.manga, rng, c)
+                return np.ascontiguousarray(tile[..., :3]), s.hole & (tile[..., 3] > 0)  # holes paint art only
         return image, s.hole
 
     def batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
@@ -161,7 +191,13 @@ def validate(model: torch.nn.Module, samples) -> dict:
 def train(run_dir: Path, cfg: InpaintConfig | None, minutes: float | None, log=print,
           explicit: Collection[str] = ()) -> dict:
     """Train (or resume) the run in ``run_dir`` for ``minutes`` (None: until total_steps). Returns its info."""
-    cfg = resolve_config(run_dir, InpaintConfig, with_real_art_from_env(cfg, InpaintConfig), explicit)
+    cfg = resolve_config(run_dir, InpaintConfig, with_manga_art_from_env(with_real_art_from_env(cfg, InpaintConfig)),
+                         explicit)
+    if cfg.real_art_share + cfg.manga_art_share > 1.0:
+        from engine.errors import EngineError
+
+        raise EngineError(f"real_art_share {cfg.real_art_share} + manga_art_share {cfg.manga_art_share} is over 1: "
+                          "lower one of them with --set")
     torch.manual_seed(cfg.seed)
     model = build_model("pconv_unet", **cfg.model_kwargs())
     optimizer = torch.optim.AdamW([{"params": model.parameters(), "lr": cfg.lr, "base_lr": cfg.lr}],
@@ -198,4 +234,5 @@ def default_run_dir(name: str) -> Path:
 CONFIG_CLASS = InpaintConfig
 ARCH = "pconv_unet"
 TRAINING_DATA = ("engine.synth.make_inpaint_sample backgrounds with text-shaped holes (seeds counted up from 0), "
-                 "plus clean real comic strips when a real-art folder was given")
+                 "plus clean real comic strips when a real-art folder was given, and tiles of real manga pages "
+                 "(engine.train.manga_tiles; holes kept off their text) when a manga-art folder was given")

@@ -1,6 +1,7 @@
 """Training runs: resumable to the exact same weights, pickle-free state, schedule, data edge cases."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
+from engine.errors import EngineError
 from engine.train import inpaint, textseg
 from engine.train.common import warmup_cosine
 
@@ -66,6 +68,40 @@ def test_inpaint_samples_from_real_art_smaller_than_the_crop(tmp_path):
     image, known, base = stream.batch()
     assert image.shape == (2, 3, 64, 64) and known.shape == (2, 1, 64, 64) and base is None
     assert torch.allclose(image, torch.full_like(image, 200 / 255))
+
+
+def test_inpaint_samples_split_between_strips_manga_tiles_and_synthetic_pages(tmp_path):
+    for name, level in (("strips", 100), ("manga", 200)):
+        folder = tmp_path / name
+        folder.mkdir()
+        for i in range(3):
+            Image.fromarray(np.full((64, 64, 3), level, np.uint8)).save(folder / f"{i:03}.png")
+    tile = np.full((64, 64, 4), 200, np.uint8)
+    tile[..., 3] = 255
+    tile[:, :32, 3] = 0  # text on the left half of every manga tile
+    for i in range(3):
+        Image.fromarray(tile, "RGBA").save(tmp_path / "manga" / f"{i:03}.png")
+    cfg = inpaint.InpaintConfig(crop=64, batch=1, real_art_dir=str(tmp_path / "strips"), real_art_share=0.3,
+                                manga_art_dir=str(tmp_path / "manga"), manga_art_share=0.3)
+    stream = inpaint.SampleStream(cfg)
+    samples = [stream.sample() for _ in range(60)]
+    levels = [int(image[0, 0, 0]) for image, _ in samples]
+    strips, manga = levels.count(100), levels.count(200)
+    assert 8 <= strips <= 30 and 8 <= manga <= 30 and strips + manga < 60
+    manga_holes = [hole for image, hole in samples if image[0, 0, 0] == 200]
+    assert all(image.shape == (64, 64, 3) for image, _ in samples)
+    assert not any(hole[:, :32].any() for hole in manga_holes) and any(hole.any() for hole in manga_holes)
+    # a manga folder given no share changes nothing
+    plain = inpaint.SampleStream(replace(cfg, manga_art_dir=None, manga_art_share=0.0))
+    with_dir = inpaint.SampleStream(replace(cfg, manga_art_share=0.0))
+    assert [int(plain.sample()[0][0, 0, 0]) for _ in range(20)] == [int(with_dir.sample()[0][0, 0, 0])
+                                                                     for _ in range(20)]
+
+
+def test_inpaint_shares_over_one_are_refused(tmp_path):
+    cfg = inpaint.InpaintConfig(real_art_share=0.6, manga_art_share=0.5)
+    with pytest.raises(EngineError, match="is over 1"):
+        inpaint.train(tmp_path / "run", cfg, minutes=0.0)
 
 
 @pytest.mark.slow
