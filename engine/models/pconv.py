@@ -71,10 +71,65 @@ class PartialConv2d(nn.Conv2d):
         if self.mask_input:
             x = x * mask
         y = F.conv2d(x, self.weight, None, self.stride, self.padding, self.dilation)
+        return self._renormalised(y, ratio, new_mask), new_mask
+
+    def _renormalised(self, y: torch.Tensor, ratio: torch.Tensor, new_mask: torch.Tensor) -> torch.Tensor:
         if self.bias is None:
-            return y * ratio, new_mask
+            return y * ratio
         # (W^T(X*M)) * ratio + b where valid, 0 in holes: ratio is already 0 in holes, the bias is masked.
-        return torch.addcmul(self.bias.view(1, -1, 1, 1) * new_mask, y, ratio), new_mask
+        return torch.addcmul(self.bias.view(1, -1, 1, 1) * new_mask, y, ratio)
+
+    def forward_upsampled(  # type: ignore[override]
+        self, low: torch.Tensor, skip: torch.Tensor, mask: torch.Tensor, cache: MaskCache | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``forward(cat([nearest 2x upsampling of low, skip]), mask)`` without building either: the upsampled
+        part is convolved at ``low``'s resolution (``upsampled_conv3x3``). A 3x3, stride 1, padding 1 layer only;
+        ``mask`` is the merged one-channel mask of the concatenation, at ``skip``'s resolution."""
+        if self.kernel_size[0] != 3 or self.stride[0] != 1 or self.padding[0] != 1 or self.dilation[0] != 1:
+            raise ValueError("forward_upsampled needs a 3x3 layer with stride 1 and padding 1")
+        if self.mask_input:
+            raise ValueError("forward_upsampled needs a layer whose input is not masked (mask_input=False)")
+        key = (id(mask), 3, 1, 1, 1)
+        if cache is not None and key in cache:
+            ratio, new_mask = cache[key][1:]
+        else:
+            with torch.no_grad():
+                ratio, new_mask = mask_ratio(mask, 3, 1, 1, 1)
+            if cache is not None:
+                cache[key] = (mask, ratio, new_mask)
+        c_low = low.shape[1]
+        y = upsampled_conv3x3(low, self.weight[:, :c_low])
+        y = y + F.conv2d(skip, self.weight[:, c_low:], None, 1, 1)
+        return self._renormalised(y, ratio, new_mask), new_mask
+
+
+def upsampled_conv3x3(low: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``conv2d(interpolate(low, scale_factor=2, mode="nearest"), weight, padding=1)`` for a 3x3 ``weight``,
+    computed at ``low``'s resolution.
+
+    After a nearest 2x upsampling, the 3x3 window of an output pixel covers only 2x2 distinct input pixels, which
+    depend on the pixel's phase (row and column even or odd): each phase is a 2x2 convolution of ``low`` with the
+    3x3 kernel's rows and columns summed in pairs. One 2x2 convolution with the four phases' kernels stacked does
+    4 of the 9 multiplications per output pixel; the phases are then interleaved (pixel shuffle).
+    """
+    batch, _, height, width = low.shape
+    c_out = weight.shape[0]
+    # rows: an even output row sees input rows (i-1, i) with kernel rows (0, 1+2); an odd one (i, i+1) with (0+1, 2)
+    even_rows = torch.stack([weight[:, :, 0], weight[:, :, 1] + weight[:, :, 2]], dim=2)
+    odd_rows = torch.stack([weight[:, :, 0] + weight[:, :, 1], weight[:, :, 2]], dim=2)
+
+    def by_columns(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        even = torch.stack([rows[..., 0], rows[..., 1] + rows[..., 2]], dim=-1)
+        odd = torch.stack([rows[..., 0] + rows[..., 1], rows[..., 2]], dim=-1)
+        return even, odd
+
+    kernels = torch.cat([*by_columns(even_rows), *by_columns(odd_rows)], dim=0)  # (4 c_out, c_in, 2, 2)
+    # out[p, q] sees input rows (p-1, p) and columns (q-1, q) of low (zero outside)
+    out = F.conv2d(F.pad(low, (1, 1, 1, 1)), kernels)
+    phases = [out[:, :c_out, :height, :width], out[:, c_out:2 * c_out, :height, 1:],
+              out[:, 2 * c_out:3 * c_out, 1:, :width], out[:, 3 * c_out:, 1:, 1:]]
+    stacked = torch.stack(phases, dim=2).reshape(batch, 4 * c_out, height, width)
+    return F.pixel_shuffle(stacked, 2)
 
 
 # The base fill is kept this far inside (0, 1) so that its logit is finite: 0.26 levels of 255, lost in rounding.
@@ -157,10 +212,10 @@ class PConvUNet(nn.Module):
         for i, conv in enumerate(self.decoders):
             level = self.depth - 1 - i
             skip, skip_mask = feats[level], masks[level]
-            x = F.interpolate(x, scale_factor=2.0, mode="nearest")
             m = F.interpolate(m, scale_factor=2.0, mode="nearest")
             m = _merge_masks(m, x.shape[1], skip_mask, skip.shape[1])
-            x, m = conv(torch.cat([x, skip], dim=1), m, cache)
+            # the same as conv(cat([upsampled x, skip]), m) with neither the upsampled x nor the concatenation built
+            x, m = conv.forward_upsampled(x, skip, m, cache)
             x = self.act(x)
         m = _merge_masks(m, x.shape[1], mask, image.shape[1])
         x = torch.cat([x, image * mask], dim=1)
