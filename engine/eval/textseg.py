@@ -171,7 +171,7 @@ class InkCounts:
         """Count one page. ``lettering``: lettering_ink(grey, text_boxes), if already computed."""
         lettering = lettering if lettering is not None else lettering_ink(grey, text_boxes)
         inside, letters_all = np.zeros_like(pred), np.zeros_like(pred)
-        for (y0, x0, y1, x1), letters in zip(text_boxes, lettering):
+        for (y0, x0, y1, x1), letters in zip(text_boxes, lettering, strict=True):
             inside[y0:y1, x0:x1] = True
             letters_all[y0:y1, x0:x1] |= letters
             covered = pred[y0:y1, x0:x1]

@@ -69,15 +69,17 @@ class PartialConv2d(nn.Conv2d):
                 # keep a reference to `mask` so its id cannot be reused while the cache lives
                 cache[key] = (mask, ratio, new_mask)
         if self.mask_input:
-            x = x * mask
+            x = x * mask.to(x.dtype)
         y = F.conv2d(x, self.weight, None, self.stride, self.padding, self.dilation)
         return self._renormalised(y, ratio, new_mask), new_mask
 
     def _renormalised(self, y: torch.Tensor, ratio: torch.Tensor, new_mask: torch.Tensor) -> torch.Tensor:
+        # the masks may be float32 under bfloat16 features: the features keep their type
+        ratio = ratio.to(y.dtype)
         if self.bias is None:
             return y * ratio
         # (W^T(X*M)) * ratio + b where valid, 0 in holes: ratio is already 0 in holes, the bias is masked.
-        return torch.addcmul(self.bias.view(1, -1, 1, 1) * new_mask, y, ratio)
+        return torch.addcmul(self.bias.view(1, -1, 1, 1) * new_mask.to(y.dtype), y, ratio)
 
     def forward_upsampled(  # type: ignore[override]
         self, low: torch.Tensor, skip: torch.Tensor, mask: torch.Tensor, cache: MaskCache | None = None
@@ -142,6 +144,8 @@ class PConvUNet(nn.Module):
     Input: image float (B, C, H, W) in [0, 1] and mask float (B, 1, H, W) with 1 = known pixel, 0 = hole;
     H and W must be multiples of ``2 ** depth`` (``stride`` says so; the pipeline pads by reflection).
     Output: float (B, C, H, W), the network's prediction everywhere (the caller keeps known pixels).
+    A bfloat16 network (``engine.pipeline.precision.bfloat16_twin``) takes a bfloat16 image with the mask and
+    base fill in float32: features stay bfloat16, masks and the output float32.
 
     Args:
         in_channels: 1 (grey) or 3 (RGB).
@@ -218,13 +222,16 @@ class PConvUNet(nn.Module):
             x, m = conv.forward_upsampled(x, skip, m, cache)
             x = self.act(x)
         m = _merge_masks(m, x.shape[1], mask, image.shape[1])
-        x = torch.cat([x, image * mask], dim=1)
+        x = torch.cat([x, image * mask.to(image.dtype)], dim=1)
+        out_dtype = torch.promote_types(x.dtype, torch.float32)  # float32 for bfloat16 features
         if not self.residual:
             x, _ = self.head(x, m, cache)
-            return torch.sigmoid(x)
+            return torch.sigmoid(x.to(out_dtype))
         m = _merge_masks(m, x.shape[1], torch.ones_like(mask), base.shape[1])
-        correction, _ = self.correction(torch.cat([x, base], dim=1), m, cache)
-        return torch.sigmoid(torch.logit(base.clamp(_BASE_EPS, 1.0 - _BASE_EPS)) + correction)
+        correction, _ = self.correction(torch.cat([x, base.to(x.dtype)], dim=1), m, cache)
+        # in float32 at least: only the correction of the base fill is rounded to the features' type, not the fill
+        base = base.to(out_dtype).clamp(_BASE_EPS, 1.0 - _BASE_EPS)
+        return torch.sigmoid(torch.logit(base) + correction.to(out_dtype))
 
 
 def _merge_masks(mask_a: torch.Tensor, channels_a: int, mask_b: torch.Tensor, channels_b: int) -> torch.Tensor:

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from engine.pipeline.precision import bfloat16_is_native
+from engine.pipeline.precision import bfloat16_is_native, bfloat16_twin
 from engine.pipeline.tiling import pad_to_multiple, tiled_apply
 
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -35,13 +35,17 @@ def working_scale(height: int, width: int, short_side: int) -> float:
 def predict_probability(model: torch.nn.Module, grey: np.ndarray, bfloat16: bool = False) -> np.ndarray:
     """Run the segmentation model on one uint8 (h, w) window -> float32 (h, w) text probability.
 
-    ``bfloat16`` runs the convolutions in bfloat16: on a processor that does so natively about half the time,
-    probabilities within a few hundredths of float32's.
+    ``bfloat16`` runs the network in bfloat16: on a processor that does so natively about half the time,
+    probabilities within a few hundredths of float32's. Pass ``model``'s bfloat16 twin
+    (``engine.pipeline.precision.bfloat16_twin``), or it is made here.
     """
     x = torch.from_numpy(np.ascontiguousarray(grey, np.float32)).div_(255.0)[None, None]
     x, (h, w) = pad_to_multiple(x, model.stride)
     x = x.contiguous(memory_format=torch.channels_last)
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):
+    if bfloat16:
+        model = bfloat16_twin(model)
+        x = x.to(torch.bfloat16)
+    with torch.inference_mode():
         logits = model(x)
     return torch.sigmoid(logits[0, 0, :h, :w].float()).numpy()
 
@@ -67,6 +71,8 @@ def detect_probability(
     """
     if bfloat16 is None:
         bfloat16 = bfloat16_is_native()
+    if bfloat16:
+        model = bfloat16_twin(model)
     grey = to_grey(rgb)
     height, width = grey.shape
     scale = working_scale(height, width, short_side)

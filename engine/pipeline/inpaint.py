@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from engine.pipeline.masks import Box, expand_box, merge_boxes, regions
-from engine.pipeline.precision import bfloat16_is_native
+from engine.pipeline.precision import bfloat16_is_native, bfloat16_twin
 from engine.pipeline.smooth_fill import smooth_fill
 from engine.pipeline.tiling import pad_to_multiple, tile_boxes
 
@@ -54,8 +54,11 @@ def predict_crop(
     """Run the U-Net on one crop: uint8 (h, w, 3) + bool (h, w) -> uint8 (h, w, 3) prediction everywhere.
 
     A residual model corrects ``base_fill`` (float (h, w, 3) in 0..255; the crop's smooth fill if not given).
-    ``bfloat16`` runs the convolutions in bfloat16 (the output differs from float32 by a few levels at most).
+    ``bfloat16`` runs the network in bfloat16 (the output differs from float32 by a few levels at most): pass
+    ``model``'s bfloat16 twin (``engine.pipeline.precision.bfloat16_twin``), or it is made here.
     """
+    if bfloat16:
+        model = bfloat16_twin(model)
     image = torch.from_numpy(rgb).to(torch.float32).div_(255.0).permute(2, 0, 1)[None]
     known = torch.from_numpy(~hole).to(torch.float32)[None, None]
     image, (h, w) = pad_to_multiple(image, model.stride)
@@ -66,8 +69,11 @@ def predict_crop(
             base_fill = smooth_fill(rgb, hole)
         base = torch.from_numpy(base_fill).div_(255.0).permute(2, 0, 1)[None]
         base, _ = pad_to_multiple(base, model.stride)
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):
-        pred = model(image * known, known, base)[0, :, :h, :w].float()
+    image = image * known
+    if bfloat16:
+        image = image.to(torch.bfloat16)
+    with torch.inference_mode():
+        pred = model(image, known, base)[0, :, :h, :w].float()
         out = pred.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
     if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():
         # a grey crop stays grey: no colour tint from the network
@@ -100,6 +106,8 @@ def inpaint(
     """
     if bfloat16 is None:
         bfloat16 = bfloat16_is_native()
+    if bfloat16:
+        model = bfloat16_twin(model)
     out = rgb.copy()
     jobs = crop_jobs(hole, context, max_window, margin)
     total = sum((c[2] - c[0]) * (c[3] - c[1]) for _, c in jobs) or 1

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import functools
+import weakref
 
 import torch
 
@@ -18,3 +20,29 @@ def bfloat16_is_native() -> bool:
         return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):  # a build without oneDNN
         return False
+
+
+# model -> (its parameters' version counters when the twin was made, the twin)
+_TWINS: weakref.WeakKeyDictionary[torch.nn.Module, tuple[tuple[int, ...], torch.nn.Module]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def bfloat16_twin(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``model`` with its parameters and buffers in bfloat16, made once and reused while the model's
+    parameters are unchanged (their in-place version counters say so).
+
+    Run on bfloat16 inputs, the network's features stay in bfloat16 from layer to layer; under autocast each
+    layer would convert its input and weights from float32 and back again (a third of the inpainting network's
+    time went to those copies).
+    """
+    if all(p.dtype == torch.bfloat16 for p in model.parameters()):
+        return model  # already a twin
+    versions = tuple(p._version for p in model.parameters())
+    cached = _TWINS.get(model)
+    if cached is not None and cached[0] == versions:
+        return cached[1]
+    twin = copy.deepcopy(model).to(torch.bfloat16).eval()
+    twin.requires_grad_(False)
+    _TWINS[model] = (versions, twin)
+    return twin

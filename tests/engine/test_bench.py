@@ -25,8 +25,8 @@ def test_worker_times_every_stage_on_a_small_page():
                          "detect, same size again", "inpaint 5% by the model"]
     others = names[8:]  # the 5% inpainting again on the other pages, each named with its share and crop area
     assert len(others) == len(bench.FIVE_PERCENT_SEEDS)
-    assert all(f"page {seed}: " in name and "Mpx of crops" in name for seed, name in zip(bench.FIVE_PERCENT_SEEDS,
-                                                                                          others))
+    assert all(f"page {seed}: " in name and "Mpx of crops" in name
+               for seed, name in zip(bench.FIVE_PERCENT_SEEDS, others, strict=True))
     assert all(s["seconds"] >= 0 and s["peak_mb"] > 0 for s in result["stages"].values())
     assert result["five_percent_mask"] >= 5.0
     assert result["size"] == "320x256" and result["weights"] == "random"

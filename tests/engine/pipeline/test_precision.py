@@ -38,3 +38,20 @@ def test_without_onednn_or_its_query_the_networks_stay_in_float32(monkeypatch):
         assert precision.bfloat16_is_native() is False
     finally:
         precision.bfloat16_is_native.cache_clear()
+
+
+def test_the_bfloat16_twin_is_made_once_and_remade_when_the_weights_change():
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2)).eval()
+    twin = precision.bfloat16_twin(model)
+    assert twin is not model and all(t.dtype == torch.bfloat16 for t in twin.state_dict().values()
+                                     if t.is_floating_point())
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # the model itself is left alone
+    assert precision.bfloat16_twin(model) is twin
+    assert precision.bfloat16_twin(twin) is twin  # a twin is its own twin
+    x = torch.rand(1, 1, 8, 8)
+    assert torch.allclose(twin(x.bfloat16()).float(), model(x), atol=0.05)
+    with torch.no_grad():
+        model[0].weight.add_(1.0)  # e.g. a training step
+    remade = precision.bfloat16_twin(model)
+    assert remade is not twin
+    assert torch.allclose(remade[0].weight.float(), model[0].weight, atol=0.02)
