@@ -47,7 +47,8 @@ def train_main(args) -> int:
 
 
 def _typed(current, name: str, value: str):
-    """``value`` converted to the type of the setting ``name``, whose default is ``current`` (a number or a flag)."""
+    """``value`` converted to the type of the setting ``name``, whose default is ``current`` (a number, a flag or a
+    tuple of whole numbers written ``16,64,64``)."""
     try:
         if isinstance(current, bool):
             if value.lower() not in ("true", "false", "1", "0"):
@@ -55,9 +56,16 @@ def _typed(current, name: str, value: str):
             return value.lower() in ("true", "1")
         if isinstance(current, (int, float)):
             return type(current)(value)
+        if isinstance(current, tuple) and all(isinstance(v, int) for v in current):
+            numbers = tuple(int(v) for v in value.split(","))
+            if not numbers or min(numbers) < 1:
+                raise ValueError(value)
+            return numbers
     except ValueError:
-        raise EngineError(f"--set {name}={value}: expected a {type(current).__name__}") from None
-    raise EngineError(f"--set cannot change {name!r} (a {type(current).__name__}); only numbers and flags")
+        kind = "list of whole numbers, e.g. 16,64,64" if isinstance(current, tuple) else type(current).__name__
+        raise EngineError(f"--set {name}={value}: expected a {kind}") from None
+    raise EngineError(f"--set cannot change {name!r} (a {type(current).__name__}); only numbers, flags and lists "
+                      "of whole numbers")
 
 
 def _validation_at(run_dir: Path, step: int) -> dict | None:

@@ -155,7 +155,9 @@ def test_train_refuses_an_option_its_role_does_not_have(capsys):
     ("hole_l2_weight=abc", "expected a float"),
     ("no_such_thing=1", "no setting 'no_such_thing'"),
     ("residual=maybe", "expected a bool"),
-    ("real_art_dir=/x", "only numbers and flags"),
+    ("real_art_dir=/x", "only numbers, flags and lists"),
+    ("channels=16,sixty-four", "expected a list of whole numbers"),
+    ("channels=16,0,64", "expected a list of whole numbers"),
 ])
 def test_train_set_refuses_bad_settings_before_touching_a_run(tmp_path, capsys, setting, message):
     assert main(["train", "inpaint", "--run", "never-created", "--set", setting]) != 0
@@ -170,3 +172,4 @@ def test_train_set_converts_to_the_settings_type():
     assert _typed(defaults.hole_l2_weight, "hole_l2_weight", "40") == 40.0
     assert _typed(defaults.val_every, "val_every", "250") == 250
     assert _typed(defaults.residual, "residual", "true") is True
+    assert _typed(defaults.channels, "channels", "16,64,64") == (16, 64, 64)

@@ -1,0 +1,82 @@
+"""Narrowing the first level of an inpainting U-Net: the weights fit the narrower network, keeping every channel
+changes nothing, and the channels kept are the strong ones."""
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from engine.models.pconv import PConvUNet
+from engine.train.prune import main, prune_first_level
+
+
+def _inputs(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    image = torch.rand(1, 3, 32, 32, generator=g)
+    mask = torch.ones(1, 1, 32, 32)
+    mask[..., 8:20, 6:26] = 0
+    return image * mask, mask, torch.rand(1, 3, 32, 32, generator=g)
+
+
+def _trained_like(residual=True):
+    torch.manual_seed(0)
+    net = PConvUNet(3, (8, 16, 16), first_kernel=3, residual=residual)
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    return net
+
+
+@pytest.mark.parametrize("residual", [True, False])
+def test_the_narrowed_weights_load_into_the_narrower_network(residual):
+    net = _trained_like(residual)
+    pruned = prune_first_level(net.state_dict(), 4)
+    narrow = PConvUNet(3, (4, 16, 16), first_kernel=3, residual=residual)
+    narrow.load_state_dict(pruned)  # strict: every name and shape fits
+    image, mask, base = _inputs()
+    out = narrow(image, mask, base if residual else None)
+    assert out.shape == image.shape and torch.isfinite(out).all()
+
+
+def test_keeping_every_channel_changes_nothing():
+    net = _trained_like()
+    same = PConvUNet(3, (8, 16, 16), first_kernel=3, residual=True)
+    same.load_state_dict(prune_first_level(net.state_dict(), 8))
+    image, mask, base = _inputs()
+    assert torch.allclose(same(image, mask, base), net(image, mask, base), atol=1e-6)
+
+
+def test_the_strong_channels_are_kept_and_a_dead_one_dropped():
+    net = _trained_like()
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    state["encoders.0.weight"][2] = 0  # a first-layer channel that writes nothing
+    state["decoders.1.weight"][5] = 0  # a last-decoder channel that writes nothing
+    pruned = prune_first_level(state, 7)
+    first, kept_rows = state["encoders.0.weight"], pruned["encoders.0.weight"]
+    kept_encoder = [i for i in range(8) if any(torch.equal(kept_rows[j], first[i]) for j in range(7))]
+    assert 2 not in kept_encoder and len(kept_encoder) == 7
+    assert not (pruned["decoders.1.weight"].flatten(1).abs().sum(1) == 0).any()
+
+
+def test_refuses_an_impossible_width_and_a_file_of_another_role(tmp_path, capsys):
+    net = _trained_like()
+    with pytest.raises(ValueError, match="between 1 and the first level's 8"):
+        prune_first_level(net.state_dict(), 9)
+    other = tmp_path / "other.safetensors"
+    save_file({"stem.0.weight": torch.zeros(4, 1, 3, 3)}, str(other))
+    assert main([str(other), str(tmp_path / "out.safetensors"), "--keep", "4"]) == 2
+    assert "cannot narrow" in capsys.readouterr().err
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"not a weights file")
+    assert main([str(broken), str(tmp_path / "out.safetensors")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot read" in err and str(broken) in err  # the bad file is named
+
+
+def test_the_command_writes_a_file_for_the_narrower_network(tmp_path, capsys):
+    net = _trained_like()
+    source = tmp_path / "w.safetensors"
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(source))
+    target = tmp_path / "narrow.safetensors"
+    assert main([str(source), str(target), "--keep", "4"]) == 0
+    assert "--set channels=4,16,16" in capsys.readouterr().out
+    narrow = PConvUNet(3, (4, 16, 16), first_kernel=3, residual=True)
+    narrow.load_state_dict(load_file(str(target)))
