@@ -38,7 +38,7 @@ def bfloat16_twin(model: torch.nn.Module) -> torch.nn.Module:
     """
     if all(p.dtype == torch.bfloat16 for p in model.parameters()):
         return model  # already a twin
-    versions = tuple(p._version for p in model.parameters())
+    versions = _versions(model)
     cached = _TWINS.get(model)
     if cached is not None and cached[0] == versions:
         return cached[1]
@@ -46,3 +46,12 @@ def bfloat16_twin(model: torch.nn.Module) -> torch.nn.Module:
     twin.requires_grad_(False)
     _TWINS[model] = (versions, twin)
     return twin
+
+
+def _versions(model: torch.nn.Module) -> tuple[int, ...]:
+    """The in-place version counters of ``model``'s parameters; () for a model made under ``torch.inference_mode``,
+    whose tensors keep none (it is taken as frozen)."""
+    try:
+        return tuple(p._version for p in model.parameters())
+    except RuntimeError:  # "Inference tensors do not track version counter"
+        return ()

@@ -55,3 +55,10 @@ def test_the_bfloat16_twin_is_made_once_and_remade_when_the_weights_change():
     remade = precision.bfloat16_twin(model)
     assert remade is not twin
     assert torch.allclose(remade[0].weight.float(), model[0].weight, atol=0.02)
+
+
+def test_a_model_made_under_inference_mode_gets_a_twin_too():
+    with torch.inference_mode():
+        model = torch.nn.Conv2d(1, 2, 3)
+    twin = precision.bfloat16_twin(model)
+    assert twin.weight.dtype == torch.bfloat16 and precision.bfloat16_twin(model) is twin
