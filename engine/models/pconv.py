@@ -38,6 +38,21 @@ def mask_ratio(
     return ratio, new_mask
 
 
+def _cached_mask_ratio(
+    mask: torch.Tensor, geometry: tuple[int, int, int, int], cache: MaskCache | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``mask_ratio(mask, *geometry)``, computed once per mask and geometry while ``cache`` lives."""
+    key = (id(mask), *geometry)
+    if cache is not None and key in cache:
+        return cache[key][1:]
+    with torch.no_grad():
+        ratio, new_mask = mask_ratio(mask, *geometry)
+    if cache is not None:
+        # keep a reference to `mask` so its id cannot be reused while the cache lives
+        cache[key] = (mask, ratio, new_mask)
+    return ratio, new_mask
+
+
 class PartialConv2d(nn.Conv2d):
     """A partial convolution with a one-channel mask.
 
@@ -59,15 +74,7 @@ class PartialConv2d(nn.Conv2d):
         self, x: torch.Tensor, mask: torch.Tensor, cache: MaskCache | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         geometry = (self.kernel_size[0], self.stride[0], self.padding[0], self.dilation[0])
-        key = (id(mask), *geometry)
-        if cache is not None and key in cache:
-            ratio, new_mask = cache[key][1:]
-        else:
-            with torch.no_grad():
-                ratio, new_mask = mask_ratio(mask, *geometry)
-            if cache is not None:
-                # keep a reference to `mask` so its id cannot be reused while the cache lives
-                cache[key] = (mask, ratio, new_mask)
+        ratio, new_mask = _cached_mask_ratio(mask, geometry, cache)
         if self.mask_input:
             x = x * mask.to(x.dtype)
         y = F.conv2d(x, self.weight, None, self.stride, self.padding, self.dilation)
@@ -91,14 +98,7 @@ class PartialConv2d(nn.Conv2d):
             raise ValueError("forward_upsampled needs a 3x3 layer with stride 1 and padding 1")
         if self.mask_input:
             raise ValueError("forward_upsampled needs a layer whose input is not masked (mask_input=False)")
-        key = (id(mask), 3, 1, 1, 1)
-        if cache is not None and key in cache:
-            ratio, new_mask = cache[key][1:]
-        else:
-            with torch.no_grad():
-                ratio, new_mask = mask_ratio(mask, 3, 1, 1, 1)
-            if cache is not None:
-                cache[key] = (mask, ratio, new_mask)
+        ratio, new_mask = _cached_mask_ratio(mask, (3, 1, 1, 1), cache)
         c_low = low.shape[1]
         y = upsampled_conv3x3(low, self.weight[:, :c_low])
         y = y + F.conv2d(skip, self.weight[:, c_low:], None, 1, 1)
