@@ -54,6 +54,14 @@ def with_real_art_from_env(cfg, config_class):
     return cfg
 
 
+def model_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The network's tensors of a weights file, or of a training state (``state.safetensors``: the network's as
+    ``model.NAME``, beside the optimiser's), by their names in the network."""
+    if not any(k.startswith("model.") for k in tensors):
+        return tensors
+    return {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+
+
 def init_from_weights(model, path: str, log: Callable[[str], None]) -> None:
     """Start a new run from a weights file: copy every tensor whose name and shape match; say what was not."""
     from safetensors.torch import load_file
@@ -64,7 +72,7 @@ def init_from_weights(model, path: str, log: Callable[[str], None]) -> None:
         tensors = load_file(path)
     except Exception as e:  # safetensors raises its own error types for bad headers/data
         raise WeightsError(f"cannot start from weights {path}: {e}; pass a .safetensors file of this role") from e
-    tensors = {k[len("model."):] if k.startswith("model.") else k: v for k, v in tensors.items()}
+    tensors = model_tensors(tensors)
     state = model.state_dict()
     copied = {k: v for k, v in tensors.items() if k in state and state[k].shape == v.shape}
     if not copied:

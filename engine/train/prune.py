@@ -16,6 +16,8 @@ import sys
 
 import torch
 
+from engine.train.common import model_tensors
+
 
 def _last_decoder(tensors: dict[str, torch.Tensor]) -> str:
     indices = sorted(int(k.split(".")[1]) for k in tensors if k.startswith("decoders.") and k.endswith(".weight"))
@@ -72,17 +74,15 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # safetensors raises its own error types
         print(f"cannot read {args.source}: {e}; pass an inpainting weights file (.safetensors)", file=sys.stderr)
         return 2
-    prefix = "model." if any(k.startswith("model.") for k in tensors) else ""
-    tensors = {k[len(prefix):]: v for k, v in tensors.items()}
+    tensors = model_tensors(tensors)
     try:
         pruned = prune_first_level(tensors, args.keep)
     except (KeyError, ValueError) as e:
         print(f"cannot narrow {args.source}: {e}", file=sys.stderr)
         return 2
     save_file({k: v.contiguous() for k, v in pruned.items()}, args.target)
-    channels = [pruned["encoders.0.weight"].shape[0]] + [
-        pruned[f"encoders.{i}.weight"].shape[0] for i in range(1, len([k for k in pruned if k.startswith("encoders.")
-                                                                          and k.endswith(".weight")]))]
+    levels = sum(1 for k in pruned if k.startswith("encoders.") and k.endswith(".weight"))
+    channels = [pruned[f"encoders.{i}.weight"].shape[0] for i in range(levels)]
     print(f"wrote {args.target}: first level {tensors['encoders.0.weight'].shape[0]} -> {args.keep} channels; "
           f"fine-tune with --set channels={','.join(map(str, channels))}")
     return 0

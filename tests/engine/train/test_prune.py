@@ -80,3 +80,16 @@ def test_the_command_writes_a_file_for_the_narrower_network(tmp_path, capsys):
     assert "--set channels=4,16,16" in capsys.readouterr().out
     narrow = PConvUNet(3, (4, 16, 16), first_kernel=3, residual=True)
     narrow.load_state_dict(load_file(str(target)))
+
+
+def test_a_training_state_gives_only_its_network(tmp_path):
+    net = _trained_like()
+    state = {f"model.{k}": v.contiguous() for k, v in net.state_dict().items()}
+    state["optimizer.0.exp_avg"] = torch.zeros(3)  # what else a state.safetensors holds
+    source = tmp_path / "state.safetensors"
+    save_file(state, str(source))
+    target = tmp_path / "narrow.safetensors"
+    assert main([str(source), str(target), "--keep", "4"]) == 0
+    narrowed = load_file(str(target))
+    assert not any(k.startswith(("model.", "optimizer.")) for k in narrowed)
+    PConvUNet(3, (4, 16, 16), first_kernel=3, residual=True).load_state_dict(narrowed)
