@@ -21,11 +21,10 @@ import torch
 from engine.train.common import model_tensors
 
 
-def _last_decoder(tensors: dict[str, torch.Tensor]) -> str:
-    indices = sorted(int(k.split(".")[1]) for k in tensors if k.startswith("decoders.") and k.endswith(".weight"))
-    if not indices:
-        raise ValueError("not the weights of a PConvUNet: no decoders.N.weight")
-    return f"decoders.{indices[-1]}"
+def channels_of(tensors: dict[str, torch.Tensor]) -> list[int]:
+    """The ``channels`` of the PConvUNet these weights are for (its encoder layers' widths)."""
+    levels = sum(1 for k in tensors if k.startswith("encoders.") and k.endswith(".weight"))
+    return [tensors[f"encoders.{i}.weight"].shape[0] for i in range(levels)]
 
 
 def prune_level(tensors: dict[str, torch.Tensor], level: int, keep: int) -> dict[str, torch.Tensor]:
@@ -36,9 +35,10 @@ def prune_level(tensors: dict[str, torch.Tensor], level: int, keep: int) -> dict
     the decoder layer of the same level) and that decoder layer's output (read by the next decoder, or by the
     output layer after the last one). Each keeps its ``keep`` strongest."""
     out = dict(tensors)
-    depth = sum(1 for k in tensors if k.startswith("encoders.") and k.endswith(".weight")) - 1
-    if depth < 1 or _last_decoder(tensors) != f"decoders.{depth - 1}":
-        raise ValueError("not the weights of a PConvUNet: encoders and decoders do not match")
+    depth = len(channels_of(tensors)) - 1
+    # a PConvUNet of depth d has decoders 0 .. d-1
+    if depth < 1 or f"decoders.{depth - 1}.weight" not in tensors or f"decoders.{depth}.weight" in tensors:
+        raise ValueError("not the weights of a PConvUNet: its encoders and decoders do not match")
     if not 0 <= level < depth:
         raise ValueError(f"level must be between 0 and {depth - 1} (the deepest level has no skip), got {level}")
     encoder, reader = f"encoders.{level}", f"encoders.{level + 1}"
@@ -96,11 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cannot narrow {args.source}: {e}", file=sys.stderr)
         return 2
     save_file({k: v.contiguous() for k, v in pruned.items()}, args.target)
-    levels = sum(1 for k in pruned if k.startswith("encoders.") and k.endswith(".weight"))
-    channels = [pruned[f"encoders.{i}.weight"].shape[0] for i in range(levels)]
-    before = tensors[f"encoders.{args.level}.weight"].shape[0]
+    before = channels_of(tensors)[args.level]
     print(f"wrote {args.target}: level {args.level} {before} -> {args.keep} channels; "
-          f"fine-tune with --set channels={','.join(map(str, channels))}")
+          f"fine-tune with --set channels={','.join(map(str, channels_of(pruned)))}")
     return 0
 
 
