@@ -74,6 +74,7 @@ def worker(width: int, height: int, weights_dir: str | None, random_weights: boo
     from engine.pipeline.detect import detect_probability
     from engine.pipeline.fill import FlatFillOptions, flat_fill
     from engine.pipeline.inpaint import crop_boxes, inpaint
+    from engine.pipeline.repeat_fill import repeat_fill
     from engine.pipeline.precision import bfloat16_is_native
     from engine.synth import make_page
 
@@ -109,7 +110,9 @@ def worker(width: int, height: int, weights_dir: str | None, random_weights: boo
     grown = stage("grow", lambda: masks.grow(text, options.grow_px))
     filled_rgb, filled = stage("flat fill", lambda: flat_fill(rgb, grown, FlatFillOptions()))
     rest = grown & ~filled
-    stage("inpaint", lambda: inpaint(unet, filled_rgb, rest, bfloat16=bf16))
+    repeated_rgb, repeated = stage("repeat fill", lambda: repeat_fill(filled_rgb, rest))
+    rest &= ~repeated
+    stage("inpaint", lambda: inpaint(unet, repeated_rgb, rest, bfloat16=bf16))
     total = time.perf_counter() - t_total
     # a page of the same size again: what a warm server or the next page of a chapter costs
     stage("detect, same size again",
@@ -118,6 +121,13 @@ def worker(width: int, height: int, weights_dir: str | None, random_weights: boo
     # all of it given to the smooth fill and the network (as if every letter sat on artwork)
     five = grown_to_share(page.text_mask, 0.05)
     stage("inpaint 5% by the model", lambda: inpaint(unet, rgb, five, bfloat16=bf16))
+
+    def repeat_then_model(image, hole):
+        copied, repeated = repeat_fill(image, hole)
+        return inpaint(unet, copied, hole & ~repeated, bfloat16=bf16)
+
+    # the same, as the pipeline does it: the regions in a regular pattern repeat it, the network fills the rest
+    stage("  the same, repeat fill first", lambda: repeat_then_model(rgb, five))
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # the bench page's, as always
     # the network's cost follows the area of the crops around the text, which differs from page to page at the
     # same 5%: the same on other generated pages (nothing warmed for their crops' sizes); page-sized runs only
@@ -127,6 +137,8 @@ def worker(width: int, height: int, weights_dir: str | None, random_weights: boo
         crops = sum((y1 - y0) * (x1 - x0) for y0, x0, y1, x1 in crop_boxes(hole, options.context_px)) / 1e6
         stage(f"  page {seed}: {100 * hole.mean():.1f}%, {crops:.2f} Mpx of crops",
               lambda other=other, hole=hole: inpaint(unet, other.image, hole, bfloat16=bf16))
+        stage(f"  page {seed}, repeat fill first",
+              lambda other=other, hole=hole: repeat_then_model(other.image, hole))
     memory.stop()
     return {
         "size": f"{width}x{height}", "weights": "random" if random_weights else "shipped",

@@ -150,6 +150,8 @@ def _options(args):
             values[name] = value
     if getattr(args, "float32", False):
         values["allow_bfloat16"] = False
+    if getattr(args, "no_repeat_fill", False):
+        values["use_repeat_fill"] = False
     return CleanOptions(**values)
 
 
@@ -282,6 +284,9 @@ def _add_page_arguments(p: argparse.ArgumentParser, grow_default: int | None) ->
     p.add_argument("--detect-short-side", type=int, dest="detect_short_side",
                    help="detect with the page's shorter side scaled to at most this many px (default 1024)")
     p.add_argument("--float32", action="store_true", help=FLOAT32_HELP)
+    p.add_argument("--no-repeat-fill", action="store_true", dest="no_repeat_fill",
+                   help="let the network fill text over regular patterns too, instead of continuing the pattern "
+                        "(screentone, hatching, grids) from a period away")
     help_grow = "grow the mask by this many px before erasing"
     if grow_default is None:
         p.add_argument("--grow", type=int, dest="grow_px", help=help_grow + " (default 4)")

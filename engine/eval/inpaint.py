@@ -88,7 +88,7 @@ def methods(engine: Engine, options: CleanOptions | None = None):
         return run
 
     return {
-        "kesu model": lambda rgb, hole: engine.inpaint(rgb, hole, replace(options, use_flat_fill=False)),
+        "kesu model": lambda rgb, hole: engine.inpaint(rgb, hole, replace(options, use_flat_fill=False, use_repeat_fill=False)),
         "kesu pipeline": lambda rgb, hole: engine.inpaint(rgb, hole, options),
         "flat fill": median_fill,
         "smooth fill": lambda rgb, hole: np.clip(np.rint(smooth_fill(rgb, hole)), 0, 255).astype(np.uint8),

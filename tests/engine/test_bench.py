@@ -21,12 +21,16 @@ def test_worker_times_every_stage_on_a_small_page():
     finally:
         torch.set_num_threads(threads)  # the worker sets it for its (normally own) process
     names = list(result["stages"])
-    assert names[:8] == ["load models", "detect", "threshold+snap", "grow", "flat fill", "inpaint",
-                         "detect, same size again", "inpaint 5% by the model"]
-    others = names[8:]  # the 5% inpainting again on the other pages, each named with its share and crop area
-    assert len(others) == len(bench.FIVE_PERCENT_SEEDS)
+    assert names[:10] == ["load models", "detect", "threshold+snap", "grow", "flat fill", "repeat fill", "inpaint",
+                          "detect, same size again", "inpaint 5% by the model", "  the same, repeat fill first"]
+    # the 5% inpainting again on the other pages, each named with its share and crop area, then with the repeat
+    # fill first
+    others = names[10:]
+    assert len(others) == 2 * len(bench.FIVE_PERCENT_SEEDS)
     assert all(f"page {seed}: " in name and "Mpx of crops" in name
-               for seed, name in zip(bench.FIVE_PERCENT_SEEDS, others, strict=True))
+               for seed, name in zip(bench.FIVE_PERCENT_SEEDS, others[::2], strict=True))
+    assert all(name == f"  page {seed}, repeat fill first"
+               for seed, name in zip(bench.FIVE_PERCENT_SEEDS, others[1::2], strict=True))
     assert all(s["seconds"] >= 0 and s["peak_mb"] > 0 for s in result["stages"].values())
     assert result["five_percent_mask"] >= 5.0
     assert result["size"] == "320x256" and result["weights"] == "random"

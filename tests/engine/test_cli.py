@@ -61,6 +61,31 @@ def test_float32_runs_the_networks_in_float32(tmp_path, weights, monkeypatch):
     assert seen == [False, None]  # float32 asked for; by default bfloat16 where the processor has it
 
 
+def test_no_repeat_fill_turns_the_repeat_fill_off(tmp_path, weights, monkeypatch):
+    import engine.pipeline as pipeline
+
+    calls = []
+    real = pipeline.repeat_fill
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "repeat_fill", spy)
+    striped = np.full((32, 40, 3), 230, np.uint8)
+    striped[:, ::4] = 20                        # not flat: the flat fill leaves the hole to what comes after it
+    page = tmp_path / "p.png"
+    Image.fromarray(striped).save(page)
+    mask = np.zeros((32, 40), np.uint8)
+    mask[10:20, 10:30] = 255
+    Image.fromarray(mask).save(tmp_path / "p.mask.png")
+    args = [str(page), "--weights-dir", weights, "-q"]
+    assert main(["inpaint", *args, "-o", str(tmp_path / "a"), "--no-repeat-fill"]) == 0
+    assert calls == []
+    assert main(["inpaint", *args, "-o", str(tmp_path / "b")]) == 0
+    assert calls == [1]
+
+
 def test_clean_skip_overwrite_and_save_mask(tmp_path, weights, capsys):
     page = _page(tmp_path / "p.png")
     out = tmp_path / "out"
