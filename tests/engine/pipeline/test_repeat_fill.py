@@ -120,3 +120,12 @@ def test_engine_uses_the_repeat_fill_unless_told_not_to(tiny_weights):
     without = engine.inpaint(page, hole, CleanOptions(use_repeat_fill=False))
     assert not np.array_equal(without[hole], with_repeat[hole])  # the (random) network filled it instead
     assert np.array_equal(without[~hole], page[~hole])
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 5), (40, 2), (300, 300)])
+def test_a_page_too_small_or_all_masked_has_nothing_to_copy_from(shape):
+    page = np.zeros(shape + (3,), np.uint8)
+    page[:, ::3] = 255
+    hole = np.ones(shape, bool)
+    out, filled = repeat_fill(page, hole)
+    assert not filled.any() and np.array_equal(out, page)
