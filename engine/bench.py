@@ -74,8 +74,8 @@ def worker(width: int, height: int, weights_dir: str | None, random_weights: boo
     from engine.pipeline.detect import detect_probability
     from engine.pipeline.fill import FlatFillOptions, flat_fill
     from engine.pipeline.inpaint import crop_boxes, inpaint
-    from engine.pipeline.repeat_fill import repeat_fill
     from engine.pipeline.precision import bfloat16_is_native
+    from engine.pipeline.repeat_fill import repeat_fill
     from engine.synth import make_page
 
     if threads:

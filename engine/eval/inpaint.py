@@ -87,8 +87,9 @@ def methods(engine: Engine, options: CleanOptions | None = None):
             return cv2.inpaint(rgb, hole.astype(np.uint8) * 255, 5, flag)
         return run
 
+    network_only = replace(options, use_flat_fill=False, use_repeat_fill=False)
     return {
-        "kesu model": lambda rgb, hole: engine.inpaint(rgb, hole, replace(options, use_flat_fill=False, use_repeat_fill=False)),
+        "kesu model": lambda rgb, hole: engine.inpaint(rgb, hole, network_only),
         "kesu pipeline": lambda rgb, hole: engine.inpaint(rgb, hole, options),
         "flat fill": median_fill,
         "smooth fill": lambda rgb, hole: np.clip(np.rint(smooth_fill(rgb, hole)), 0, 255).astype(np.uint8),

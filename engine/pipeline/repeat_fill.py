@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import fft, ndimage
 
-from engine.pipeline.masks import Box, expand_box, merge_boxes, regions
-from engine.pipeline.tiling import tile_boxes
+from engine.pipeline.inpaint import crop_jobs
+from engine.pipeline.masks import Box
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def pattern_periods(corr: np.ndarray, min_correlation: float, min_contrast: floa
     peaks = (corr >= ndimage.maximum_filter(corr, 3) - 1e-5) & (corr >= min_correlation) & (distance >= 2)
     peaks &= (dy > 0) | ((dy == 0) & (dx > 0))  # corr is symmetric: a period and its opposite are one period
     out = []
-    for y, x in zip(*np.nonzero(peaks)):
+    for y, x in np.argwhere(peaks):
         inside = (distance <= distance[y, x]) & (corr > -1.0)
         if corr[y, x] - corr[inside].min() >= min_contrast:
             out.append((float(corr[y, x]), int(y - r), int(x - r)))
@@ -101,7 +101,7 @@ def copy_along_periods(rgb: np.ndarray, hole: np.ndarray, periods, max_passes: i
     out = rgb.copy()
     known = ~hole
     ys, xs = np.nonzero(hole)
-    shifts = [(s * dy, s * dx) for _, dy, dx in periods for s in (1, -1)]
+    shifts = np.array([(s * dy, s * dx) for _, dy, dx in periods for s in (1, -1)])
     for _ in range(max_passes):
         if not len(ys):
             break
@@ -114,27 +114,12 @@ def copy_along_periods(rgb: np.ndarray, hole: np.ndarray, periods, max_passes: i
         took = source >= 0
         if not took.any():
             break
-        offsets = np.array(shifts)[source[took]]
+        offsets = shifts[source[took]]
         ty, tx = ys[took], xs[took]
         out[ty, tx] = out[ty + offsets[:, 0], tx + offsets[:, 1]]
         known[ty, tx] = True
         ys, xs = ys[~took], xs[~took]
     return out, hole & known
-
-
-def windows(hole: np.ndarray, options: RepeatFillOptions) -> list[tuple[Box, Box]]:
-    """(window, core) pairs: each crop of regions plus their sample band, large ones split into windows."""
-    height, width = hole.shape
-    _, boxes = regions(hole)
-    out = []
-    for y0, x0, y1, x1 in merge_boxes([expand_box(b, options.band_px, height, width) for b in boxes]):
-        if max(y1 - y0, x1 - x0) <= options.max_window:
-            out.append(((y0, x0, y1, x1), (y0, x0, y1, x1)))
-            continue
-        core = options.max_window - 2 * options.band_px
-        for (cy0, cx0, cy1, cx1), (wy0, wx0, wy1, wx1) in tile_boxes(y1 - y0, x1 - x0, core, options.band_px):
-            out.append(((y0 + wy0, x0 + wx0, y0 + wy1, x0 + wx1), (y0 + cy0, x0 + cx0, y0 + cy1, x0 + cx1)))
-    return out
 
 
 def window_periods(rgb: np.ndarray, hole: np.ndarray, core: Box, options: RepeatFillOptions):
@@ -160,7 +145,8 @@ def repeat_fill(
     Returns:
         (uint8 (H, W, 3): rgb with those regions filled, bool (H, W): the pixels filled).
     """
-    jobs = windows(hole, options)
+    # each crop of regions with their sample band around them; larger ones in windows that overlap by the band
+    jobs = crop_jobs(hole, options.band_px, options.max_window, options.band_px)
 
     def periods_of(job):
         (wy0, wx0, wy1, wx1), (cy0, cx0, cy1, cx1) = job
@@ -171,7 +157,7 @@ def repeat_fill(
         found = list(pool.map(periods_of, jobs))
     out = rgb.copy()
     filled = np.zeros_like(hole)
-    for ((wy0, wx0, wy1, wx1), (cy0, cx0, cy1, cx1)), periods in zip(jobs, found):
+    for ((wy0, wx0, wy1, wx1), (cy0, cx0, cy1, cx1)), periods in zip(jobs, found, strict=True):
         if not periods:
             continue
         # a window overlapping one filled before takes those pixels as known

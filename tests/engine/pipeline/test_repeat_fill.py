@@ -3,7 +3,11 @@ import pytest
 
 from engine.pipeline import CleanOptions, Engine
 from engine.pipeline.repeat_fill import (
-    RepeatFillOptions, copy_along_periods, pattern_periods, repeat_fill, shift_correlation,
+    RepeatFillOptions,
+    copy_along_periods,
+    pattern_periods,
+    repeat_fill,
+    shift_correlation,
 )
 from engine.synth.tones import dot_tone
 
