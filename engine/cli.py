@@ -242,6 +242,15 @@ def cmd_bench_server(args, rest: list[str]) -> int:
 
 
 def cmd_bench(args) -> int:
+    if args.pages:
+        from engine.bench_pages import run_pages_bench
+
+        jobs, errors = expand_inputs(args.pages, recursive=False)
+        for error in errors:
+            print(f"kesu: {error}", file=sys.stderr)
+        if errors or not jobs:
+            return 1
+        return run_pages_bench(args, [job.source for job in jobs])
     from engine.bench import run_bench
 
     return run_bench(args)
@@ -333,6 +342,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-pconv", action="store_true", help="skip the PartialConv2d comparison")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     p.add_argument("--float32", action="store_true", help=FLOAT32_HELP)
+    p.add_argument("--pages", nargs="+", metavar="IN",
+                   help="time each stage of clean on these pages (files, folders or globs) instead of a generated "
+                        "one, with the share of each page every fill took")
+    p.add_argument("--no-repeat-fill", action="store_true", help="with --pages: leave the repeat fill out")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("train", help="train a model (textseg or inpaint), resumable")

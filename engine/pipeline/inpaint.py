@@ -59,7 +59,7 @@ def predict_crop(
     """
     if bfloat16:
         model = bfloat16_twin(model)
-    image = torch.from_numpy(rgb).to(torch.float32).div_(255.0).permute(2, 0, 1)[None]
+    image = torch.from_numpy(rgb.astype(np.float32)).div_(255.0).permute(2, 0, 1)[None]  # a copy: rgb may be read-only
     known = torch.from_numpy(~hole).to(torch.float32)[None, None]
     image, (h, w) = pad_to_multiple(image, model.stride)
     known, _ = pad_to_multiple(known, model.stride)
