@@ -1,5 +1,8 @@
-"""``kesu bench``: per-stage time and peak memory of the pipeline on a generated page, and the PartialConv2d
-speed against the straightforward reference. Numbers are printed, never asserted.
+"""``kesu bench``: per-stage time and peak memory of the pipeline on the bundled bench page, and (from a checkout)
+the PartialConv2d speed against the straightforward reference. Numbers are printed, never asserted.
+
+The bench page (``engine/samples/bench-page.png``, 1654x2339, with its true text in ``bench-page.text.png``) was
+made by Kesu's synthetic generator; other sizes are cut from it, mirrored where they are larger.
 
 Each page size runs in a fresh subprocess so that its peak memory (resident set size) is its own.
 """
@@ -13,7 +16,10 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 
 class PeakMemory:
@@ -46,21 +52,57 @@ class PeakMemory:
 
 
 def _random_engine():
+    """The shipped architectures (as the weights' manifest gives them) with random weights."""
     import torch
 
     from engine.models import build_model
     from engine.pipeline import Engine
-    from engine.train.inpaint import InpaintConfig
-    from engine.train.textseg import TextSegConfig
+    from engine.weights import manifest_entry
 
     torch.manual_seed(0)
-    seg = build_model("textseg", **TextSegConfig().model_kwargs()).eval()
-    unet = build_model("pconv_unet", **InpaintConfig().model_kwargs()).eval()
+    seg_entry, unet_entry = manifest_entry("textseg"), manifest_entry("inpaint")
+    seg = build_model(seg_entry["arch"], **seg_entry["kwargs"]).eval()
+    unet = build_model(unet_entry["arch"], **unet_entry["kwargs"]).eval()
     return Engine(seg.to(memory_format=torch.channels_last), unet)
 
 
-# pages (generator seeds) on which the 5% inpainting is timed besides the bench's own page (seed 7)
-FIVE_PERCENT_SEEDS = (8, 9, 10, 11)
+SAMPLES = Path(__file__).resolve().parent / "samples"
+
+
+@dataclass
+class BenchPage:
+    image: np.ndarray  # (H, W, 3) uint8
+    text_mask: np.ndarray  # (H, W) bool: the page's true text
+
+
+def bench_page(width: int, height: int, variant: int = 0) -> BenchPage:
+    """The bundled bench page at ``width`` x ``height``: cut from it, mirrored where larger. ``variant`` 1-4 flip
+    and shift it, a differently laid-out page of the same art and text (where the 5% inpainting is timed too)."""
+    from PIL import Image
+
+    grey = np.asarray(Image.open(SAMPLES / "bench-page.png").convert("L"))
+    text = np.asarray(Image.open(SAMPLES / "bench-page.text.png").convert("L")) > 127
+    if variant:
+        flips = [(), (1,), (0,), (0, 1)][(variant - 1) % 4]
+        grey, text = np.flip(grey, flips) if flips else grey, np.flip(text, flips) if flips else text
+        shift = (97 * variant, 61 * variant)
+        grey, text = np.roll(grey, shift, (0, 1)), np.roll(text, shift, (0, 1))
+    # a smaller page is the window centred on the text nearest the page's centre (so it always holds some text)
+    ys, xs = np.nonzero(text)
+    nearest = int(np.argmin((ys - text.shape[0] / 2) ** 2 + (xs - text.shape[1] / 2) ** 2))
+    y0 = min(max(int(ys[nearest]) - height // 2, 0), max(grey.shape[0] - height, 0))
+    x0 = min(max(int(xs[nearest]) - width // 2, 0), max(grey.shape[1] - width, 0))
+    grey, text = grey[y0:], text[y0:]
+    grey, text = grey[:, x0:], text[:, x0:]
+    reps = (-(-height // grey.shape[0]), -(-width // grey.shape[1]))
+    grey = np.pad(grey, [(0, grey.shape[0] * (reps[0] - 1)), (0, grey.shape[1] * (reps[1] - 1))], mode="symmetric")
+    text = np.pad(text, [(0, text.shape[0] * (reps[0] - 1)), (0, text.shape[1] * (reps[1] - 1))], mode="symmetric")
+    grey, text = grey[:height, :width], text[:height, :width]
+    return BenchPage(np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=2)), np.ascontiguousarray(text))
+
+
+# variants of the bench page on which the 5% inpainting is timed besides the page itself
+FIVE_PERCENT_PAGES = (1, 2, 3, 4)
 OTHER_PAGES_UP_TO = 4_000_000  # pixels: a long strip is timed on its own page only
 
 
@@ -76,7 +118,6 @@ def worker(width: int, height: int, weights_dir: str | None, random_weights: boo
     from engine.pipeline.inpaint import crop_boxes, inpaint
     from engine.pipeline.precision import bfloat16_is_native
     from engine.pipeline.repeat_fill import repeat_fill
-    from engine.synth import make_page
 
     if threads:
         torch.set_num_threads(threads)
@@ -91,7 +132,7 @@ def worker(width: int, height: int, weights_dir: str | None, random_weights: boo
         stages[name] = {"seconds": round(time.perf_counter() - t, 3), "peak_mb": round(memory.peak_mb, 1)}
         return value
 
-    page = make_page(7, height, width)
+    page = bench_page(width, height)
     rgb = page.image
     base_mb = memory.peak_mb
     options = CleanOptions(allow_bfloat16=not float32)
@@ -131,8 +172,8 @@ def worker(width: int, height: int, weights_dir: str | None, random_weights: boo
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # the bench page's, as always
     # the network's cost follows the area of the crops around the text, which differs from page to page at the
     # same 5%: the same on other generated pages (nothing warmed for their crops' sizes); page-sized runs only
-    for seed in FIVE_PERCENT_SEEDS if width * height <= OTHER_PAGES_UP_TO else ():
-        other = make_page(seed, height, width)
+    for seed in FIVE_PERCENT_PAGES if width * height <= OTHER_PAGES_UP_TO else ():
+        other = bench_page(width, height, seed)
         hole = grown_to_share(other.text_mask, 0.05)
         crops = sum((y1 - y0) * (x1 - x0) for y0, x0, y1, x1 in crop_boxes(hole, options.context_px)) / 1e6
         stage(f"  page {seed}: {100 * hole.mean():.1f}%, {crops:.2f} Mpx of crops",
@@ -172,7 +213,7 @@ def pconv_speed(threads: int | None, repeats: int = 3) -> dict:
 
     from engine.allocator import keep_freed_memory
     from engine.models.pconv import PartialConv2d
-    from engine.models.pconv_reference import reference_partial_conv
+    from engine.workshop.pconv_reference import reference_partial_conv  # the development tree's
 
     if threads:
         torch.set_num_threads(threads)
@@ -219,6 +260,12 @@ def pconv_speed(threads: int | None, repeats: int = 3) -> dict:
             "max_abs_diff": diff, "threads": torch.get_num_threads()}
 
 
+def _has_workshop() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("engine.workshop") is not None
+
+
 def _sizes(text: str) -> list[tuple[int, int]]:
     out = []
     for part in text.split(","):
@@ -253,7 +300,9 @@ def run_bench(args) -> int:
             print(f"  {name:<24} {s['seconds']:7.3f} s   peak {s['peak_mb']:7.0f} MB")
         if result["peak_rss_mb_with_other_pages"] > result["peak_rss_mb"]:
             print(f"  (peak RSS with the other pages {result['peak_rss_mb_with_other_pages']:.0f} MB)")
-    if not args.no_pconv:
+    if not args.no_pconv and not _has_workshop():
+        print("PartialConv2d against its reference: only from a checkout with the development tree")
+    elif not args.no_pconv:
         r = pconv_speed(args.threads)
         print(f"PartialConv2d fwd+bwd 4x64x256x256 ({r['threads']} threads): efficient {r['efficient_s']:.3f} s, "
               f"reference {r['reference_s']:.3f} s, speed-up {r['speedup']:.2f}x, max |diff| {r['max_abs_diff']:.1e}; "

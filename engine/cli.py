@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine import __version__
-from engine.errors import EngineError
+from engine.errors import EngineError, InputError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 # files Kesu itself writes beside pages; a folder scan does not take them as pages
@@ -235,8 +235,23 @@ def cmd_serve(args, rest: list[str]) -> int:
     return serve_main(rest)
 
 
+def _workshop(module: str, command: str):
+    """A module of the development tree, or a clear error when this install has none (an installed wheel)."""
+    import importlib
+
+    try:
+        return importlib.import_module(f"engine.workshop.{module}")
+    except ModuleNotFoundError as e:
+        if not (e.name or "").startswith("engine.workshop"):
+            raise
+        raise InputError(
+            f"`kesu {command}` is part of the development tree, which this installation does not include: "
+            "run it from a checkout of Kesu set up with `bash install/dev.sh setup` (or `pip install -e '.[dev]'`)"
+        ) from None
+
+
 def cmd_bench_server(args, rest: list[str]) -> int:
-    from engine.server_bench import bench_main
+    bench_main = _workshop("server_bench", "bench-server").bench_main
 
     return bench_main(rest)
 
@@ -257,9 +272,7 @@ def cmd_bench(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from engine.train.cli import train_main
-
-    return train_main(args)
+    return _workshop("train.cli", "train").train_main(args)
 
 
 def _thresholds(text: str) -> list[float]:
@@ -273,9 +286,7 @@ def _thresholds(text: str) -> list[float]:
 
 
 def cmd_eval(args) -> int:
-    from engine.eval.cli import eval_main
-
-    return eval_main(args)
+    return _workshop("eval.cli", "eval").eval_main(args)
 
 
 FLOAT32_HELP = ("run the networks in float32 even where the processor computes bfloat16 natively (slower; the "
@@ -350,7 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model (textseg or inpaint), resumable")
     p.add_argument("role", choices=["textseg", "inpaint"])
-    p.add_argument("--run", default="main", help="run name (state kept in engine/train/state/ROLE/RUN)")
+    p.add_argument("--run", default="main", help="run name (state kept in .train-state/ROLE/RUN)")
     p.add_argument("--minutes", type=float, help="stop (saving its state) after this long")
     p.add_argument("--steps", type=int, help="total steps of the schedule")
     p.add_argument("--set", action="append", metavar="NAME=VALUE",
@@ -358,12 +369,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init-from", metavar="FILE", help="a new run starts from these weights (.safetensors)")
     p.add_argument("--residual", action="store_true",
                    help="inpaint, new run: the network corrects the smooth fill instead of painting from nothing")
-    p.add_argument("--release", metavar="NAME", help="copy the run's weights into engine/weights as NAME")
+    p.add_argument("--release", metavar="NAME", help="copy the run's weights as NAME into --release-dir")
     p.add_argument("--checkpoint", choices=["best", "last"], default="best",
                    help="with --release: the best-validated weights (default) or the last saved state")
     p.add_argument("--release-dir", metavar="DIR",
-                   help="with --release: write into this weights folder instead of engine/weights (a candidate to "
-                        "try with kesu eval --weights-dir DIR)")
+                   help="with --release (required): the weights folder to write into: a candidate folder to try with "
+                        "kesu eval --weights-dir DIR, or engine/weights to ship them in the source tree")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="evaluate a model (or the flat-fill settings: fill) and print one table")

@@ -26,11 +26,11 @@ def test_worker_times_every_stage_on_a_small_page():
     # the 5% inpainting again on the other pages, each named with its share and crop area, then with the repeat
     # fill first
     others = names[10:]
-    assert len(others) == 2 * len(bench.FIVE_PERCENT_SEEDS)
+    assert len(others) == 2 * len(bench.FIVE_PERCENT_PAGES)
     assert all(f"page {seed}: " in name and "Mpx of crops" in name
-               for seed, name in zip(bench.FIVE_PERCENT_SEEDS, others[::2], strict=True))
+               for seed, name in zip(bench.FIVE_PERCENT_PAGES, others[::2], strict=True))
     assert all(name == f"  page {seed}, repeat fill first"
-               for seed, name in zip(bench.FIVE_PERCENT_SEEDS, others[1::2], strict=True))
+               for seed, name in zip(bench.FIVE_PERCENT_PAGES, others[1::2], strict=True))
     assert all(s["seconds"] >= 0 and s["peak_mb"] > 0 for s in result["stages"].values())
     assert result["five_percent_mask"] >= 5.0
     assert result["size"] == "320x256" and result["weights"] == "random"
@@ -44,3 +44,18 @@ def test_float32_is_what_the_worker_reports_when_asked_for():
     finally:
         torch.set_num_threads(threads)
     assert result["networks_in"] == "float32"
+
+
+def test_bench_page_is_the_bundled_page_cut_or_mirrored_to_size():
+    full = bench.bench_page(1654, 2339)
+    assert full.image.shape == (2339, 1654, 3) and full.text_mask.shape == (2339, 1654)
+    assert 0.01 < full.text_mask.mean() < 0.05  # the generated page's true text
+    small = bench.bench_page(300, 200)  # a window of the page around the text nearest its centre
+    assert small.text_mask.any()
+    assert small.image.shape == (200, 300, 3)
+    strip = bench.bench_page(800, 5000)  # taller than the page: mirrored below it
+    assert strip.image.shape == (5000, 800, 3)
+    assert (strip.image[2339:2339 + 100, :, 0] == full.image[2338:2238:-1, :800, 0]).all()
+    variants = [bench.bench_page(640, 480, v) for v in bench.FIVE_PERCENT_PAGES]
+    assert all(not np.array_equal(v.image, small.image) for v in variants)
+    assert all(v.text_mask.any() for v in variants)

@@ -5,7 +5,7 @@ import torch
 from engine import bench_pages
 from engine.cli import main
 from engine.pipeline import CleanOptions, Engine
-from engine.synth import make_page
+from engine.workshop.synth import make_page
 
 
 @pytest.fixture(scope="module")

@@ -190,11 +190,31 @@ def test_train_set_refuses_bad_settings_before_touching_a_run(tmp_path, capsys, 
 
 
 def test_train_set_converts_to_the_settings_type():
-    from engine.train.cli import _typed
-    from engine.train.inpaint import InpaintConfig
+    from engine.workshop.train.cli import _typed
+    from engine.workshop.train.inpaint import InpaintConfig
 
     defaults = InpaintConfig()
     assert _typed(defaults.hole_l2_weight, "hole_l2_weight", "40") == 40.0
     assert _typed(defaults.val_every, "val_every", "250") == 250
     assert _typed(defaults.residual, "residual", "true") is True
     assert _typed(defaults.channels, "channels", "16,64,64") == (16, 64, 64)
+
+
+def test_train_without_the_development_tree_says_where_it_lives(monkeypatch, capsys):
+    """An installed wheel has no engine.workshop: `kesu train` and `kesu eval` say so instead of a traceback."""
+    import importlib
+
+    real = importlib.import_module
+
+    def without_workshop(name, *args):
+        if name.startswith("engine.workshop"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return real(name, *args)
+
+    monkeypatch.setattr(importlib, "import_module", without_workshop)
+    from engine.cli import main
+
+    assert main(["train", "textseg", "--run", "x", "--steps", "1"]) == 1
+    assert "development tree" in capsys.readouterr().err
+    assert main(["eval", "inpaint"]) == 1
+    assert "development tree" in capsys.readouterr().err

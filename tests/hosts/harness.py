@@ -30,7 +30,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import random
 import shutil
+import socket
 import struct
 import subprocess
 import sys
@@ -135,6 +137,21 @@ class RunResult:
             why = "timed out" if self.timed_out else f"exited {self.returncode}"
             raise AssertionError(f"{self.argv[0]} {why} after {self.seconds:.1f}s:\n{self.output[-6000:]}")
         return self
+
+
+def _accepts(socket_path: Path, timeout: float = 5.0) -> bool:
+    """Whether a unix socket accepts a connection (an X server's, seen from outside the chroot)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            try:
+                s.connect(str(socket_path))
+                return True
+            except OSError:
+                if time.monotonic() > deadline:
+                    return False
+        time.sleep(0.1)
 
 
 class HostChroot:
@@ -293,55 +310,91 @@ class HostChroot:
         return RunResult(list(argv), rc, out, err, time.monotonic() - t0, timed_out)
 
     @contextlib.contextmanager
-    def xvfb(self, size: str = "1280x800x24") -> Iterator[str]:
-        """Start Xvfb inside the chroot; yields the DISPLAY value (":N"); stops it on exit."""
+    def xvfb(self, size: str = "1280x800x24", attempts: int = 8) -> Iterator[str]:
+        """Start Xvfb inside the chroot; yields the DISPLAY value (":N"); stops it on exit.
+
+        The display number is chosen here, at random among free high numbers, not by Xvfb's ``-displayfd``
+        search from 0. Every chroot and the machine itself share one namespace of abstract X sockets
+        (``@/tmp/.X11-unix/XN``) while each root has its own lock files, so the search from 0 could take a
+        number another X server still answered on (a concurrent session, or a server of an earlier test not yet
+        gone), and a lock file left by a killed server names a PID the machine may have given to another process
+        since, which makes a new server on that number exit at once. Both ended a later test's Krita with
+        "could not connect to display :0". Here a number is used only when no lock file, socket file or abstract
+        socket has it; the server must then report itself ready, still be running, and accept a connection on
+        its socket, or the next number is tried. Its messages go to a log file that failures quote.
+        """
+        rng = random.Random()
+        tried = []
+        for _ in range(attempts):
+            number = self._free_display_number(rng)
+            log_path = self.root / "tmp" / f"kesu-xvfb-{number}.log"
+            started = self._start_xvfb(number, size, log_path)
+            if started is None:
+                tried.append(f":{number}: {self._tail(log_path)}")
+                continue
+            proc = started
+            try:
+                yield f":{number}"
+            finally:
+                if proc.poll() is None:
+                    proc.terminate()
+                    try:
+                        proc.wait(10)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait()
+                with contextlib.suppress(OSError):
+                    log_path.unlink()
+            return
+        raise RuntimeError("Xvfb did not start on any of the displays tried:\n" + "\n".join(tried))
+
+    def _free_display_number(self, rng: random.Random) -> int:
+        """A display number no X server here uses: no lock file, socket file or abstract socket."""
+        with open("/proc/net/unix", encoding="ascii", errors="replace") as f:
+            abstract = f.read()
+        while True:
+            n = rng.randrange(100, 30000)
+            taken = (
+                (self.root / "tmp" / f".X{n}-lock").exists()
+                or (self.root / "tmp" / ".X11-unix" / f"X{n}").exists()
+                or f"@/tmp/.X11-unix/X{n}\n" in abstract
+            )
+            if not taken:
+                return n
+
+    def _start_xvfb(self, number: int, size: str, log_path: Path) -> subprocess.Popen | None:
+        """Xvfb on ``:number``, running and accepting connections; None (and stopped) if it is not."""
         rfd, wfd = os.pipe()
-        proc = subprocess.Popen(
-            [
-                "chroot",
-                str(self.root),
-                "/usr/bin/env",
-                "-i",
-                f"PATH={CHROOT_PATH}",
-                "Xvfb",
-                "-displayfd",
-                str(wfd),
-                "-screen",
-                "0",
-                size,
-                "-nolisten",
-                "tcp",
-            ],
-            pass_fds=(wfd,),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(
+                ["chroot", str(self.root), "/usr/bin/env", "-i", f"PATH={CHROOT_PATH}", "Xvfb", f":{number}",
+                 "-displayfd", str(wfd), "-screen", "0", size, "-nolisten", "tcp"],
+                pass_fds=(wfd,), stdout=subprocess.DEVNULL, stderr=log, start_new_session=True,
+            )  # fmt: skip
         os.close(wfd)
+        with os.fdopen(rfd, "rb") as f:
+            # Xvfb writes the display number and a newline once it accepts connections (EOF if it exits first).
+            line = b""
+            deadline = time.monotonic() + 30
+            while not line.endswith(b"\n") and time.monotonic() < deadline:
+                chunk = f.read(1)
+                if not chunk:
+                    break
+                line += chunk
+        socket_path = self.root / "tmp" / ".X11-unix" / f"X{number}"
+        if line.strip() == str(number).encode() and proc.poll() is None and _accepts(socket_path):
+            return proc
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        return None
+
+    @staticmethod
+    def _tail(path: Path, chars: int = 600) -> str:
         try:
-            with os.fdopen(rfd, "rb") as f:
-                # Xvfb writes the display number and a newline once it accepts connections.
-                line = b""
-                deadline = time.monotonic() + 30
-                while not line.endswith(b"\n") and time.monotonic() < deadline:
-                    chunk = f.read(1)
-                    if not chunk:
-                        break
-                    line += chunk
-            if not line.strip():
-                proc.kill()
-                raise RuntimeError(
-                    f"Xvfb did not start: {proc.stderr.read().decode(errors='replace')[-2000:]}"
-                )
-            yield f":{int(line)}"
-        finally:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            return path.read_text(errors="replace")[-chars:].strip() or "(no message)"
+        except OSError:
+            return "(no log)"
 
     def install_plugins(
         self,

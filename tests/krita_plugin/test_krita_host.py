@@ -38,7 +38,7 @@ pytestmark = pytest.mark.host
 
 
 def _page(seed: int, h: int, w: int):
-    from engine.synth import make_page
+    from engine.workshop.synth import make_page
 
     return make_page(seed, h, w, grey=False)
 

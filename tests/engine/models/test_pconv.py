@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.models.pconv import PartialConv2d, PConvUNet, _merge_masks, mask_ratio, upsampled_conv3x3
-from engine.models.pconv_reference import reference_partial_conv
+from engine.workshop.pconv_reference import reference_partial_conv
 
 
 def _inputs(b=2, c=5, h=17, w=13, seed=0, hole_fraction=0.4):

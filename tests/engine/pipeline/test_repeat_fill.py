@@ -9,7 +9,7 @@ from engine.pipeline.repeat_fill import (
     repeat_fill,
     shift_correlation,
 )
-from engine.synth.tones import dot_tone
+from engine.workshop.synth.tones import dot_tone
 
 
 def _dot_tone_page(size=(200, 240), period=6.0, angle=45.0, seed=3):
@@ -72,7 +72,7 @@ def test_dot_screentone_keeps_its_dots_through_a_text_hole():
 
 def test_colour_line_tone_is_copied_in_colour():
     rng = np.random.default_rng(5)
-    from engine.synth.tones import line_tone
+    from engine.workshop.synth.tones import line_tone
 
     cov = line_tone(160, 160, 0.35, period=5.0, angle=30.0, rng=rng)[:, :, None]
     page = np.rint(cov * np.array([250, 230, 200]) + (1 - cov) * np.array([40, 20, 120])).astype(np.uint8)

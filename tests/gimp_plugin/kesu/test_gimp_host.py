@@ -25,7 +25,7 @@ import pytest
 
 from engine.pipeline import CleanOptions, Engine, masks
 from engine.protocol import Client, ProtocolError
-from engine.synth import make_page
+from engine.workshop.synth import make_page
 from tests.conftest import make_tiny_weights
 from tests.hosts import harness
 from tests.hosts.harness import host  # noqa: F401  (the session fixture)

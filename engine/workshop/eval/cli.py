@@ -1,0 +1,66 @@
+"""``kesu eval textseg|inpaint``: print one table; optionally write overlay / side-by-side PNGs."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from engine.workshop.eval.realpages import default_realpages
+
+
+def _options(args):
+    from engine.pipeline import CleanOptions
+
+    return CleanOptions(allow_bfloat16=not args.float32)
+
+
+def record(args, role: str, rows: list[dict], weights: Path | None) -> None:
+    """``--record``: keep the table in the weights' manifest, with the command that made it."""
+    if not args.record:
+        return
+    from engine.pipeline.precision import bfloat16_is_native
+    from engine.weights import record_metrics
+
+    command = "kesu eval " + role + (f" --limit {args.limit}" if args.limit else "")
+    if getattr(args, "thresholds", None):
+        command += " --thresholds " + ",".join(f"{t:g}" for t in args.thresholds)
+    if args.float32:
+        command += " --float32"
+    numbers = "bfloat16" if _options(args).bfloat16 is None and bfloat16_is_native() else "float32"
+    record_metrics(role, "evaluation", {"command": command, "date": time.strftime("%Y-%m-%d"), "networks_in": numbers,
+                                        "rows": rows}, weights)
+    print(f"kesu: recorded in the {role} weights' manifest", file=sys.stderr)
+
+
+def eval_main(args) -> int:
+    from engine.pipeline import Engine
+
+    root = Path(args.realpages) if args.realpages else default_realpages()
+    if root is None:
+        print("kesu: real pages not found (--realpages DIR or KESU_REALPAGES); scoring synthetic pages only",
+              file=sys.stderr)
+    overlays = Path(args.overlays) if args.overlays else None
+    weights = Path(args.weights_dir) if args.weights_dir else None
+    if args.role == "fill":
+        from engine.workshop.eval import fill
+
+        print(fill.run(root, args.limit, log=lambda m: print(m, file=sys.stderr)))
+        return 0
+    if args.role == "textseg":
+        from engine.workshop.eval import textseg
+
+        engine = Engine.load(weights, roles=("textseg",))
+        rows = textseg.run(engine, root, overlays, args.limit, options=_options(args),
+                           log=lambda m: print(m, file=sys.stderr), thresholds=args.thresholds)
+        print(textseg.format_table(rows))
+        record(args, "textseg", rows, weights)
+    else:
+        from engine.workshop.eval import inpaint
+
+        engine = Engine.load(weights, roles=("inpaint",))
+        rows = inpaint.run(engine, root, overlays, args.limit, log=lambda m: print(m, file=sys.stderr),
+                           options=_options(args))
+        print(inpaint.format_table(rows))
+        record(args, "inpaint", rows, weights)
+    return 0
