@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import glob
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,14 +97,38 @@ class Reporter:
             self.bar.close()
 
 
-def run_pages(args, outputs: Callable[[Job], list[Path]], work: Callable[[Job, list[Path]], None], what: str) -> int:
-    """Shared driver of clean/detect/inpaint: expand inputs, skip done work, report failures, exit status."""
+Task = tuple[Job, list[Path]]  # a page to do and the output paths it writes
+# Runs the tasks, in any order, yielding each task's job once with None (done) or the error that failed it.
+Executor = Callable[[list[Task], Reporter], Iterator[tuple[Job, EngineError | None]]]
+
+
+def run_in_turn(work: Callable[[Job, list[Path]], None]) -> Executor:
+    """The executor of one process: ``work(job, paths)`` on each task in turn."""
+
+    def execute(tasks: list[Task], reporter: Reporter) -> Iterator[tuple[Job, EngineError | None]]:
+        for job, paths in tasks:
+            try:
+                work(job, paths)
+            except EngineError as e:
+                yield job, e
+            else:
+                yield job, None
+
+    return execute
+
+
+def run_pages(args, outputs: Callable[[Job], list[Path]], execute: Executor, what: str) -> int:
+    """Shared driver of clean/detect/inpaint: expand inputs, skip done work, report failures, exit status.
+
+    ``execute`` does the pages that are not skipped (``run_in_turn(work)`` here, or spread over a cluster).
+    """
     jobs, errors = expand_inputs(args.inputs, args.recursive)
     reporter = Reporter(len(jobs), args.quiet, what)
     failed = len(errors)
     for message in errors:
         reporter.line(f"kesu: {message}")
     claimed: dict[Path, Path] = {}
+    tasks: list[Task] = []
     done = skipped = 0
     try:
         for job in jobs:
@@ -114,15 +138,24 @@ def run_pages(args, outputs: Callable[[Job], list[Path]], work: Callable[[Job, l
                 if clash is not None:
                     raise EngineError(f"{job.source}: same output name as {clash}; rename one of them")
                 claimed.update({p: job.source for p in paths})
-                if not args.overwrite and all(p.exists() for p in paths):
-                    skipped += 1
-                else:
-                    work(job, paths)
-                    done += 1
             except EngineError as e:
                 failed += 1
                 reporter.line(f"kesu: {e}")
-            reporter.advance()
+                reporter.advance()
+                continue
+            if not args.overwrite and all(p.exists() for p in paths):
+                skipped += 1
+                reporter.advance()
+            else:
+                tasks.append((job, paths))
+        if tasks:
+            for _job, error in execute(tasks, reporter):
+                if error is None:
+                    done += 1
+                else:
+                    failed += 1
+                    reporter.line(f"kesu: {error}")
+                reporter.advance()
     finally:
         reporter.close()
     summary = f"{what}: {done} done"
@@ -137,6 +170,10 @@ def run_pages(args, outputs: Callable[[Job], list[Path]], work: Callable[[Job, l
 def _engine(args, roles):
     from engine.pipeline import Engine
 
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
     return Engine.load(Path(args.weights_dir) if args.weights_dir else None, roles=roles)
 
 
@@ -161,26 +198,48 @@ def _mask_image(mask):
     return Image.fromarray(mask.astype("uint8") * 255, "L")
 
 
-def cmd_clean(args) -> int:
-    from engine.imageio import load_image, save_png_atomic, to_pil
-
-    engine, options = _engine(args, ("textseg", "inpaint")), _options(args)
+def clean_outputs(args, job: Job) -> list[Path]:
+    """The files ``clean`` writes for a page, in the order ``clean_page`` returns them."""
     out_dir = Path(args.output)
+    paths = [output_path(out_dir, job, ".png")]
+    if args.save_mask:
+        paths.append(output_path(out_dir, job, ".mask.png"))
+    return paths
+
+
+def clean_page(engine, args, data: bytes, name: str) -> list[bytes]:
+    """Clean one page given as its file's bytes: the bytes of each file of ``clean_outputs``, in order.
+
+    The same on one machine and on a cluster's workers, which get the page and ``args`` through Ray.
+    """
+    from engine.imageio import decode_image, png_bytes, to_pil
+
+    rgb, alpha = decode_image(data, name)
+    result = engine.clean(rgb, _options(args))
+    files = [png_bytes(to_pil(result.image, alpha))]
+    if args.save_mask:
+        files.append(png_bytes(_mask_image(result.text_mask)))
+    return files
+
+
+def cmd_clean(args) -> int:
+    from engine.imageio import read_image_bytes, save_bytes_atomic
 
     def outputs(job):
-        paths = [output_path(out_dir, job, ".png")]
-        if args.save_mask:
-            paths.append(output_path(out_dir, job, ".mask.png"))
-        return paths
+        return clean_outputs(args, job)
+
+    if args.ray:
+        from engine.cluster import run_on_ray
+
+        return run_pages(args, outputs, run_on_ray(args, clean_page), "clean")
+    engine = _engine(args, ("textseg", "inpaint"))
 
     def work(job, paths):
-        rgb, alpha = load_image(job.source)
-        result = engine.clean(rgb, options)
-        save_png_atomic(to_pil(result.image, alpha), paths[0])
-        if args.save_mask:
-            save_png_atomic(_mask_image(result.text_mask), paths[1])
+        files = clean_page(engine, args, read_image_bytes(job.source), str(job.source))
+        for path, data in zip(paths, files, strict=True):
+            save_bytes_atomic(data, path)
 
-    return run_pages(args, outputs, work, "clean")
+    return run_pages(args, outputs, run_in_turn(work), "clean")
 
 
 def cmd_detect(args) -> int:
@@ -206,7 +265,7 @@ def cmd_detect(args) -> int:
         if args.prob:
             save_png_atomic(Image.fromarray(np.rint(prob * 255).astype(np.uint8), "L"), paths[1])
 
-    return run_pages(args, outputs, work, "detect")
+    return run_pages(args, outputs, run_in_turn(work), "detect")
 
 
 def cmd_inpaint(args) -> int:
@@ -226,7 +285,7 @@ def cmd_inpaint(args) -> int:
         hole = masks.grow(load_mask(mask_path, (rgb.shape[1], rgb.shape[0])), args.grow_px or 0)
         save_png_atomic(to_pil(engine.inpaint(rgb, hole, options), alpha), paths[0])
 
-    return run_pages(args, lambda job: [output_path(out_dir, job, ".png")], work, "inpaint")
+    return run_pages(args, lambda job: [output_path(out_dir, job, ".png")], run_in_turn(work), "inpaint")
 
 
 def cmd_serve(args, rest: list[str]) -> int:
@@ -275,6 +334,16 @@ def cmd_train(args) -> int:
     return _workshop("train.cli", "train").train_main(args)
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of 1 or more, got {text!r}")
+    return value
+
+
 def _thresholds(text: str) -> list[float]:
     try:
         levels = [float(t) for t in text.split(",") if t.strip()]
@@ -307,6 +376,8 @@ def _add_page_arguments(p: argparse.ArgumentParser, grow_default: int | None) ->
     p.add_argument("--no-repeat-fill", action="store_true", dest="no_repeat_fill",
                    help="let the network fill text over regular patterns too, instead of continuing the pattern "
                         "(screentone, hatching, grids) from a period away")
+    p.add_argument("--threads", type=_positive, metavar="N",
+                   help="torch threads (default: all cores; with --ray: the threads of each worker, default 1)")
     help_grow = "grow the mask by this many px before erasing"
     if grow_default is None:
         p.add_argument("--grow", type=int, dest="grow_px", help=help_grow + " (default 4)")
@@ -326,6 +397,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("clean", help="detect and erase the text: DIR/<stem>.png")
     _add_page_arguments(p, None)
     p.add_argument("--save-mask", action="store_true", help="also write DIR/<stem>.mask.png (the text mask)")
+    p.add_argument("--ray", metavar="ADDRESS",
+                   help="spread the pages over a Ray cluster: auto (the one `ray start` made), ray://HOST:10001, "
+                        "HOST:PORT, or local (start one on this machine); needs kesu[cluster] (docs/cluster.md)")
     p.set_defaults(func=cmd_clean)
 
     p = sub.add_parser("detect", help="the text mask only: DIR/<stem>.mask.png (255 = text)")

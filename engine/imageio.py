@@ -5,6 +5,7 @@ This is the only engine module (besides the CLI) that touches files; the pipelin
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 import warnings
@@ -23,32 +24,48 @@ SUPPORTED_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "RGBa", "La
 
 def load_image(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
     """Read an image file. Returns (rgb uint8 (H, W, 3), alpha uint8 (H, W) or None). Raises InputError."""
+    return decode_image(read_image_bytes(path), str(path))
+
+
+def read_image_bytes(path: str | os.PathLike) -> bytes:
+    """The bytes of an image file, undecoded. Raises InputError when the file is missing or unreadable."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file")
     if path.is_dir():
         raise InputError(f"{path}: is a folder, not an image (pass -r to process folders)")
-    if path.stat().st_size == 0:
-        raise InputError(f"{path}: the file is empty (0 bytes); re-export or re-download it")
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise InputError(f"{path}: cannot be read ({e.strerror or e})") from e
+
+
+def decode_image(data: bytes, name: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Decode an image file's bytes; ``name`` (the file's path) is what error messages call it.
+
+    Returns (rgb uint8 (H, W, 3), alpha uint8 (H, W) or None). Raises InputError.
+    """
+    if not data:
+        raise InputError(f"{name}: the file is empty (0 bytes); re-export or re-download it")
     old_limit = Image.MAX_IMAGE_PIXELS
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-            with Image.open(path) as img:
-                _check_size(img.size, str(path))
+            with Image.open(io.BytesIO(data)) as img:
+                _check_size(img.size, name)
                 img.load()
-                return normalise(img, str(path))
+                return normalise(img, name)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise InputError(
-            f"{path}: the image is too large ({e}); Kesu accepts up to {MAX_PIXELS:,} pixels: split or "
+            f"{name}: the image is too large ({e}); Kesu accepts up to {MAX_PIXELS:,} pixels: split or "
             "downscale it first"
         ) from e
     except UnidentifiedImageError as e:
-        raise InputError(f"{path}: not an image Kesu can read (PNG, JPEG, WebP, TIFF, BMP, ...)") from e
+        raise InputError(f"{name}: not an image Kesu can read (PNG, JPEG, WebP, TIFF, BMP, ...)") from e
     except OSError as e:
         # Pillow raises OSError("image file is truncated ...") and friends for damaged files
-        raise InputError(f"{path}: the image data is damaged or truncated ({e}); re-export or re-download it") from e
+        raise InputError(f"{name}: the image data is damaged or truncated ({e}); re-export or re-download it") from e
     finally:
         Image.MAX_IMAGE_PIXELS = old_limit
 
@@ -111,14 +128,27 @@ def _umask() -> int:
     return mask
 
 
+def png_bytes(img: Image.Image) -> bytes:
+    """The PNG file of a Pillow image, as bytes."""
+    buffer = io.BytesIO()
+    img.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def save_png_atomic(img: Image.Image, path: str | os.PathLike) -> None:
     """Write a PNG through a uniquely named temporary file in the same folder, then rename it into place."""
+    save_bytes_atomic(png_bytes(img), path)
+
+
+def save_bytes_atomic(data: bytes, path: str | os.PathLike) -> None:
+    """Write a file through a uniquely named temporary file in the same folder, then rename it into place: the
+    file at ``path`` is either the old one or the whole new one, never half written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png.tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f"{path.suffix}.tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            img.save(f, format="PNG")
+            f.write(data)
         os.chmod(tmp, 0o666 & ~_umask())  # the mode any new file gets, not the temporary file's 0600
         os.replace(tmp, path)
     except BaseException:

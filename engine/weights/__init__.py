@@ -71,14 +71,8 @@ def manifest_entry(role: str, folder: Path | None = None) -> dict[str, Any]:
     return entry
 
 
-def load_model(role: str, folder: Path | None = None):
-    """Build the model of ``role`` and load its weights, verifying the sha256. Returns the model ready for
-    inference: eval mode, batch normalisation folded into the convolutions (so it is not for training)."""
-    from safetensors.torch import load_file
-
-    from engine.models import build_model
-    from engine.models.fold import fold_batchnorm
-
+def checked_weights_file(role: str, folder: Path | None = None) -> Path:
+    """The weights file of ``role``, after checking it exists and matches the manifest's sha256."""
     folder = Path(folder) if folder else default_weights_dir()
     entry = manifest_entry(role, folder)
     path = folder / entry["file"]
@@ -90,6 +84,31 @@ def load_model(role: str, folder: Path | None = None):
             f"the weights file {path} is corrupt (sha256 {actual[:12]}... does not match the manifest); "
             "reinstall Kesu (or restore the file)"
         )
+    return path
+
+
+def weights_folder_files(roles: tuple[str, ...], folder: Path | None = None) -> dict[str, bytes]:
+    """File name -> bytes of the manifest and the checked weights of ``roles``: a weights folder to send to
+    machines that do not share this one's file system (``kesu clean --ray``)."""
+    folder = Path(folder) if folder else default_weights_dir()
+    files = {MANIFEST_NAME: (folder / MANIFEST_NAME).read_bytes()} if (folder / MANIFEST_NAME).exists() else {}
+    for role in roles:
+        path = checked_weights_file(role, folder)
+        files[path.name] = path.read_bytes()
+    return files
+
+
+def load_model(role: str, folder: Path | None = None):
+    """Build the model of ``role`` and load its weights, verifying the sha256. Returns the model ready for
+    inference: eval mode, batch normalisation folded into the convolutions (so it is not for training)."""
+    from safetensors.torch import load_file
+
+    from engine.models import build_model
+    from engine.models.fold import fold_batchnorm
+
+    folder = Path(folder) if folder else default_weights_dir()
+    entry = manifest_entry(role, folder)
+    path = checked_weights_file(role, folder)
     try:
         tensors = load_file(str(path))
     except Exception as e:  # safetensors raises its own error types for bad headers/data
