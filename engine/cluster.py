@@ -17,6 +17,7 @@ import logging
 import os
 import resource
 import shutil
+import socket
 import tempfile
 import time
 from collections import deque
@@ -113,6 +114,7 @@ class _Worker:
 def connect(ray, address: str) -> None:
     """Join the cluster at ``address`` (what ``ray.init`` takes), or start one on this machine for ``local``."""
     common = {"logging_level": logging.WARNING, "configure_logging": True}
+    _check_reachable(address)
     try:
         if address == "local":
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # a cluster of our own reports nothing home
@@ -123,8 +125,23 @@ def connect(ray, address: str) -> None:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise EngineError(
             f"cannot join the Ray cluster at {address!r} ({first}); start one with `ray start --head`, or use "
-            "--ray local to try it on this machine"
+            "--ray local to try it on this machine; a cluster that checks a token also needs RAY_AUTH_MODE=token "
+            "here (docs/cluster.md)"
         ) from e
+
+
+def _check_reachable(address: str) -> None:
+    """Fail at once when nothing listens at a HOST:PORT address (Ray itself would keep retrying for minutes)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # auto, local, or a form Ray judges itself
+    try:
+        socket.create_connection((host, int(port)), timeout=10).close()
+    except OSError as e:
+        raise EngineError(
+            f"cannot join the Ray cluster at {address!r} (nothing answers there: {e.strerror or e}); start one with "
+            "`ray start --head` on that machine, or use --ray local to try it on this machine"
+        ) from None
 
 
 def worker_slots(ray, threads: int) -> int:
