@@ -77,7 +77,7 @@ class PageWorker:
             shutil.rmtree(folder, ignore_errors=True)
 
     def ready(self) -> dict[str, Any]:
-        return {"pid": os.getpid(), "version": __version__, "error": self.error}
+        return {"pid": os.getpid(), "version": __version__, "error": self.error, **usage()}
 
     def run(self, data: bytes, name: str) -> tuple[str, Any]:
         """("done", [bytes of each output]) or ("failed", message) for a page the engine refuses."""
@@ -86,9 +86,14 @@ class PageWorker:
         except EngineError as e:
             return "failed", str(e)
 
-    def peak_memory(self) -> int:
-        """This worker process's peak resident memory in bytes."""
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    def usage(self) -> dict[str, float]:
+        return usage()
+
+
+def usage() -> dict[str, float]:
+    """This process's peak resident memory (bytes) and CPU time so far (seconds, all threads)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return {"peak_memory": own.ru_maxrss * 1024, "cpu_seconds": own.ru_utime + own.ru_stime}
 
 
 @dataclass
@@ -97,10 +102,13 @@ class RunStats:
 
     workers: int = 0
     threads: int = 0
-    start_seconds: float = 0.0  # connecting (or starting the cluster) until the first workers are ready
+    start_seconds: float = 0.0  # connecting (or starting the cluster) until every first worker is ready
     pages_seconds: float = 0.0  # the first page sent until the last output written
+    steady_seconds: float = 0.0  # every first worker ready until the last output written
+    pages_before_ready: int = 0  # pages written before every first worker was ready
     replaced: int = 0
     peak_memory: list[int] = field(default_factory=list)  # bytes, per worker alive at the end
+    page_cpu_seconds: float = 0.0  # CPU time the workers alive at the end spent after they were ready
 
 
 @dataclass
@@ -108,6 +116,7 @@ class _Worker:
     handle: Any
     ready_ref: Any
     pid: int | None = None
+    cpu_at_ready: float = 0.0
     inflight: list = field(default_factory=list)  # object refs in the order sent: the first is being cleaned
 
 
@@ -171,7 +180,11 @@ def run_on_ray(args, page_function: PageFunction, worker_class: type = PageWorke
         if worker_args is None:  # checked before any cluster starts: a weights problem is said at once
             weights = weights_folder_files(ROLES, Path(args.weights_dir) if args.weights_dir else None)
         started = time.perf_counter()
-        connect(ray, args.ray)
+        own_connection = not ray.is_initialized()  # the benchmark connects once for several runs
+        if own_connection:
+            connect(ray, args.ray)
+        written = 0
+        workers: list[_Worker] = []
         try:
             actor = ray.remote(worker_class).options(num_cpus=threads, max_restarts=0)
             constructor = worker_args or (page_function, args, ray.put(weights), threads)
@@ -247,9 +260,10 @@ def run_on_ray(args, page_function: PageFunction, worker_class: type = PageWorke
                     if info["version"] != __version__:
                         raise EngineError(f"a worker of the Ray cluster runs kesu {info['version']} and this "
                                           f"machine kesu {__version__}; install the same version on every machine")
-                    worker.pid = info["pid"]
+                    worker.pid, worker.cpu_at_ready = info["pid"], info["cpu_seconds"]
                     if all(w.pid is not None for w in workers) and not stats.start_seconds:
                         stats.start_seconds = time.perf_counter() - started
+                        stats.pages_before_ready = written
                     continue
                 index, worker = sent[ref]
                 try:
@@ -268,11 +282,20 @@ def run_on_ray(args, page_function: PageFunction, worker_class: type = PageWorke
                     continue
                 for path, data in zip(paths, value, strict=True):
                     save_bytes_atomic(data, path)
+                written += 1
                 yield job, None
+            end = time.perf_counter()
             if first_sent is not None:
-                stats.pages_seconds = time.perf_counter() - first_sent
+                stats.pages_seconds = end - first_sent
+            if stats.start_seconds:
+                stats.steady_seconds = end - started - stats.start_seconds
             alive = [w for w in workers if w.pid is not None]
-            stats.peak_memory = ray.get([w.handle.peak_memory.remote() for w in alive])
+            try:
+                usages = ray.get([w.handle.usage.remote() for w in alive])
+            except ray.exceptions.RayError:  # a worker gone after the last page: nothing lost, only these figures
+                usages, alive = [], []
+            stats.peak_memory = [u["peak_memory"] for u in usages]
+            stats.page_cpu_seconds = sum(u["cpu_seconds"] - w.cpu_at_ready for u, w in zip(usages, alive, strict=True))
             if stats.peak_memory:
                 reporter.info(
                     f"ray: {stats.workers} worker(s) of {threads} thread(s), ready {stats.start_seconds:.1f} s after "
@@ -281,7 +304,11 @@ def run_on_ray(args, page_function: PageFunction, worker_class: type = PageWorke
                     + (f"; {stats.replaced} worker(s) replaced" if stats.replaced else "")
                 )
         finally:
-            ray.shutdown()  # ends this run's workers (and a --ray local cluster)
+            if own_connection:
+                ray.shutdown()  # ends this run's workers (and a --ray local cluster)
+            else:
+                for worker in workers:
+                    ray.kill(worker.handle, no_restart=True)
 
     return execute
 
