@@ -18,12 +18,17 @@ from engine.errors import EngineError, InputError
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 # files Kesu itself writes beside pages; a folder scan does not take them as pages
 OWN_SUFFIXES = (".mask.png", ".prob.png")
+# formats that may hold several frames (a multi-page TIFF of scans, an animated GIF, APNG or WebP)
+MULTI_FRAME_SUFFIXES = {".tif", ".tiff", ".gif", ".png", ".webp"}
+FRAMES_HELP = ("A file with several frames (a multi-page TIFF, an animated GIF, PNG or WebP) is one page per "
+               "frame: DIR/<stem>-001.png, <stem>-002.png and so on.")
 
 
 @dataclass(frozen=True)
 class Job:
     source: Path
     relative: Path  # the output path below DIR, without suffix (e.g. "chapter1/003")
+    frame: int = 0  # which frame of the source (counted from 0)
 
 
 def expand_inputs(inputs: list[str], recursive: bool) -> tuple[list[Job], list[str]]:
@@ -51,6 +56,22 @@ def expand_inputs(inputs: list[str], recursive: bool) -> tuple[list[Job], list[s
         else:
             errors.append(f"{raw}: no such file or folder")
     return jobs, errors
+
+
+def split_frames(jobs: list[Job]) -> list[Job]:
+    """One job per frame of each multi-frame file, named ``<stem>-001``, ``<stem>-002``, ..."""
+    from engine.imageio import frame_count
+
+    out: list[Job] = []
+    for job in jobs:
+        count = frame_count(job.source) if job.source.suffix.lower() in MULTI_FRAME_SUFFIXES else 1
+        if count == 1:
+            out.append(job)
+            continue
+        digits = max(3, len(str(count)))
+        out += [Job(job.source, job.relative.with_name(f"{job.relative.name}-{i + 1:0{digits}d}"), i)
+                for i in range(count)]
+    return out
 
 
 def _is_page(path: Path) -> bool:
@@ -110,7 +131,9 @@ def run_in_turn(work: Callable[[Job, list[Path]], None]) -> Executor:
             try:
                 work(job, paths)
             except EngineError as e:
-                yield job, e
+                yield job, e if str(job.source) in str(e) else EngineError(f"{job.source}: {e}")
+            except OSError as e:  # anything the output helpers did not name: still only this page fails
+                yield job, EngineError(f"{job.source}: {e.strerror or e} ({e.filename or 'no file name'})")
             else:
                 yield job, None
 
@@ -121,13 +144,20 @@ def run_pages(args, outputs: Callable[[Job], list[Path]], execute: Executor, wha
     """Shared driver of clean/detect/inpaint: expand inputs, skip done work, report failures, exit status.
 
     ``execute`` does the pages that are not skipped (``run_in_turn(work)`` here, or spread over a cluster).
+    A page that fails (unreadable input, an output that cannot be written, outputs only partly there) is
+    reported on its own line; the rest are still done, and the exit status is 1.
     """
+    from engine.imageio import remove_stale_temps
+
     jobs, errors = expand_inputs(args.inputs, args.recursive)
+    jobs = split_frames(jobs)
+    inputs = {job.source.resolve(): job.source for job in jobs}
     reporter = Reporter(len(jobs), args.quiet, what)
     failed = len(errors)
     for message in errors:
         reporter.line(f"kesu: {message}")
     claimed: dict[Path, Path] = {}
+    swept: set[Path] = set()
     tasks: list[Task] = []
     done = skipped = 0
     try:
@@ -138,15 +168,26 @@ def run_pages(args, outputs: Callable[[Job], list[Path]], execute: Executor, wha
                 if clash is not None:
                     raise EngineError(f"{job.source}: same output name as {clash}; rename one of them")
                 claimed.update({p: job.source for p in paths})
+                _check_outputs(job, paths, inputs)
+                existing = [p for p in paths if p.exists()]
+                if existing and not args.overwrite and len(existing) < len(paths):
+                    missing = [p.name for p in paths if p not in existing]
+                    raise EngineError(
+                        f"{job.source}: {', '.join(p.name for p in existing)} already there but not "
+                        f"{', '.join(missing)}; pass --overwrite to redo the page (replacing what is there), or "
+                        "move the existing file away")
             except EngineError as e:
                 failed += 1
                 reporter.line(f"kesu: {e}")
                 reporter.advance()
                 continue
-            if not args.overwrite and all(p.exists() for p in paths):
+            if existing and not args.overwrite:
                 skipped += 1
                 reporter.advance()
             else:
+                for folder in {p.parent for p in paths} - swept:
+                    swept.add(folder)
+                    remove_stale_temps(folder)  # left by a run that was killed mid-write
                 tasks.append((job, paths))
         if tasks:
             for _job, error in execute(tasks, reporter):
@@ -165,6 +206,17 @@ def run_pages(args, outputs: Callable[[Job], list[Path]], execute: Executor, wha
         summary += f", {failed} failed"
     reporter.info(summary)
     return 1 if failed else 0
+
+
+def _check_outputs(job: Job, paths: list[Path], inputs: dict[Path, Path]) -> None:
+    """Refuse outputs that would replace an input page (with or without --overwrite) or that a folder blocks."""
+    for path in paths:
+        if path in inputs:
+            raise EngineError(f"{job.source}: its output {path} would replace the input {inputs[path]}; write to "
+                              "another folder with -o")
+        if path.is_dir():
+            raise EngineError(f"{job.source}: its output {path} is a folder; move that folder away or write "
+                              "to another folder with -o")
 
 
 def _engine(args, roles):
@@ -207,14 +259,14 @@ def clean_outputs(args, job: Job) -> list[Path]:
     return paths
 
 
-def clean_page(engine, args, data: bytes, name: str) -> list[bytes]:
+def clean_page(engine, args, data: bytes, name: str, frame: int = 0) -> list[bytes]:
     """Clean one page given as its file's bytes: the bytes of each file of ``clean_outputs``, in order.
 
     The same on one machine and on a cluster's workers, which get the page and ``args`` through Ray.
     """
     from engine.imageio import decode_image, png_bytes, to_pil
 
-    rgb, alpha = decode_image(data, name)
+    rgb, alpha = decode_image(data, name, frame)
     result = engine.clean(rgb, _options(args))
     files = [png_bytes(to_pil(result.image, alpha))]
     if args.save_mask:
@@ -223,7 +275,7 @@ def clean_page(engine, args, data: bytes, name: str) -> list[bytes]:
 
 
 def cmd_clean(args) -> int:
-    from engine.imageio import read_image_bytes, save_bytes_atomic
+    from engine.imageio import read_image_bytes, save_files_atomic
 
     def outputs(job):
         return clean_outputs(args, job)
@@ -235,9 +287,8 @@ def cmd_clean(args) -> int:
     engine = _engine(args, ("textseg", "inpaint"))
 
     def work(job, paths):
-        files = clean_page(engine, args, read_image_bytes(job.source), str(job.source))
-        for path, data in zip(paths, files, strict=True):
-            save_bytes_atomic(data, path)
+        files = clean_page(engine, args, read_image_bytes(job.source), str(job.source), job.frame)
+        save_files_atomic(list(zip(files, paths, strict=True)))
 
     return run_pages(args, outputs, run_in_turn(work), "clean")
 
@@ -246,7 +297,7 @@ def cmd_detect(args) -> int:
     import numpy as np
     from PIL import Image
 
-    from engine.imageio import load_image, save_png_atomic
+    from engine.imageio import load_image, save_pngs_atomic
     from engine.pipeline import tight_mask
 
     engine, options = _engine(args, ("textseg",)), _options(args)
@@ -259,31 +310,32 @@ def cmd_detect(args) -> int:
         return paths
 
     def work(job, paths):
-        rgb, _ = load_image(job.source)
+        rgb, _ = load_image(job.source, job.frame)
         prob = engine.detect(rgb, options)
-        save_png_atomic(_mask_image(tight_mask(prob, rgb, options)), paths[0])
+        images = [_mask_image(tight_mask(prob, rgb, options))]
         if args.prob:
-            save_png_atomic(Image.fromarray(np.rint(prob * 255).astype(np.uint8), "L"), paths[1])
+            images.append(Image.fromarray(np.rint(prob * 255).astype(np.uint8), "L"))
+        save_pngs_atomic(list(zip(images, paths, strict=True)))
 
     return run_pages(args, outputs, run_in_turn(work), "detect")
 
 
 def cmd_inpaint(args) -> int:
     from engine.errors import InputError
-    from engine.imageio import load_image, load_mask, save_png_atomic, to_pil
+    from engine.imageio import load_image, load_mask, save_pngs_atomic, to_pil
     from engine.pipeline import masks
 
     engine, options = _engine(args, ("inpaint",)), _options(args)
     out_dir = Path(args.output)
 
     def work(job, paths):
-        rgb, alpha = load_image(job.source)
+        rgb, alpha = load_image(job.source, job.frame)
         folder = Path(args.mask_dir) if args.mask_dir else job.source.parent
-        mask_path = folder / f"{job.source.stem}.mask.png"
+        mask_path = folder / f"{job.relative.name}.mask.png"  # <stem>-001.mask.png for a file's frames
         if not mask_path.exists():
             raise InputError(f"{job.source}: no mask {mask_path} (make one with `kesu detect` or pass --mask-dir)")
         hole = masks.grow(load_mask(mask_path, (rgb.shape[1], rgb.shape[0])), args.grow_px or 0)
-        save_png_atomic(to_pil(engine.inpaint(rgb, hole, options), alpha), paths[0])
+        save_pngs_atomic([(to_pil(engine.inpaint(rgb, hole, options), alpha), paths[0])])
 
     return run_pages(args, lambda job: [output_path(out_dir, job, ".png")], run_in_turn(work), "inpaint")
 
@@ -386,6 +438,11 @@ def _add_page_arguments(p: argparse.ArgumentParser, grow_default: int | None) ->
                        help=help_grow + f" (default {grow_default}: the mask is used as given)")
 
 
+PAGES_EPILOG = (FRAMES_HELP + " Pages whose outputs all exist are skipped (--overwrite redoes them); a page "
+                "whose outputs are only partly there, or that cannot be read or written, is reported and the rest "
+                "are still done (exit status 1). An input file is never replaced.")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kesu", description="Erase the lettering from manga and comic pages.",
@@ -394,7 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"kesu {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("clean", help="detect and erase the text: DIR/<stem>.png")
+    p = sub.add_parser("clean", help="detect and erase the text: DIR/<stem>.png", epilog=PAGES_EPILOG)
     _add_page_arguments(p, None)
     p.add_argument("--save-mask", action="store_true", help="also write DIR/<stem>.mask.png (the text mask)")
     p.add_argument("--ray", metavar="ADDRESS",
@@ -402,12 +459,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "HOST:PORT, or local (start one on this machine); needs kesu[cluster] (docs/cluster.md)")
     p.set_defaults(func=cmd_clean)
 
-    p = sub.add_parser("detect", help="the text mask only: DIR/<stem>.mask.png (255 = text)")
+    p = sub.add_parser("detect", help="the text mask only: DIR/<stem>.mask.png (255 = text)", epilog=PAGES_EPILOG)
     _add_page_arguments(p, None)
     p.add_argument("--prob", action="store_true", help="also write the probability map DIR/<stem>.prob.png")
     p.set_defaults(func=cmd_detect)
 
-    p = sub.add_parser("inpaint", help="fill the mask <stem>.mask.png beside each page: DIR/<stem>.png")
+    p = sub.add_parser("inpaint", help="fill the mask <stem>.mask.png beside each page: DIR/<stem>.png",
+                       epilog=PAGES_EPILOG + " Their masks are <stem>-001.mask.png, ... (what detect writes).")
     _add_page_arguments(p, 0)
     p.add_argument("--mask-dir", metavar="DIR", help="read <stem>.mask.png from here instead of beside the page")
     p.set_defaults(func=cmd_inpaint)

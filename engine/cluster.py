@@ -55,7 +55,7 @@ def import_ray():
 class PageWorker:
     """A Ray actor: one engine, loaded once from the weights the driver sent, with ``threads`` torch threads.
 
-    ``run`` cleans one page given as its file's bytes with ``page_function(engine, args, data, name)``.
+    ``run`` cleans one page given as its file's bytes with ``page_function(engine, args, data, name)`` (and the frame, for a file's later frames).
     """
 
     def __init__(self, page_function: PageFunction, args, weights: dict[str, bytes], threads: int):
@@ -79,9 +79,11 @@ class PageWorker:
     def ready(self) -> dict[str, Any]:
         return {"pid": os.getpid(), "version": __version__, "error": self.error, **usage()}
 
-    def run(self, data: bytes, name: str) -> tuple[str, Any]:
+    def run(self, data: bytes, name: str, frame: int = 0) -> tuple[str, Any]:
         """("done", [bytes of each output]) or ("failed", message) for a page the engine refuses."""
         try:
+            if frame:  # a later frame of a multi-frame file
+                return "done", self.page_function(self.engine, self.args, data, name, frame)
             return "done", self.page_function(self.engine, self.args, data, name)
         except EngineError as e:
             return "failed", str(e)
@@ -168,7 +170,7 @@ def run_on_ray(args, page_function: PageFunction, worker_class: type = PageWorke
     ``worker_class(*worker_args)`` is the actor (default: ``PageWorker(page_function, args, weights, threads)``);
     the benchmark swaps in one that returns a stored result. ``stats`` is filled in as the run goes.
     """
-    from engine.imageio import read_image_bytes, save_bytes_atomic
+    from engine.imageio import read_image_bytes, save_files_atomic
     from engine.weights import weights_folder_files
 
     stats = stats if stats is not None else RunStats()
@@ -237,7 +239,7 @@ def run_on_ray(args, page_function: PageFunction, worker_class: type = PageWorke
                             finished[index] = True
                             yield job, e
                             continue
-                        ref = worker.handle.run.remote(data, str(job.source))
+                        ref = worker.handle.run.remote(data, str(job.source), job.frame)
                         worker.inflight.append(ref)
                         sent[ref] = (index, worker)
                         first_sent = first_sent or time.perf_counter()
@@ -280,8 +282,11 @@ def run_on_ray(args, page_function: PageFunction, worker_class: type = PageWorke
                 if outcome == "failed":
                     yield job, EngineError(value)
                     continue
-                for path, data in zip(paths, value, strict=True):
-                    save_bytes_atomic(data, path)
+                try:
+                    save_files_atomic(list(zip(value, paths, strict=True)))
+                except EngineError as e:  # an output that cannot be written fails this page only
+                    yield job, EngineError(f"{job.source}: {e}")
+                    continue
                 written += 1
                 yield job, None
             end = time.perf_counter()

@@ -26,3 +26,9 @@ class CancelledError(EngineError):
     """The job was cancelled by the caller (raised from a progress callback)."""
 
     kind = "cancelled"
+
+
+class OutputError(EngineError):
+    """An output file cannot be written (permissions, a full disk, a folder in the way)."""
+
+    kind = "output"

@@ -7,24 +7,46 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from engine.errors import InputError
+from engine.errors import InputError, OutputError
 
 # A page larger than this is refused (a decompression bomb, or a scan far beyond any print resolution).
 MAX_PIXELS = 150_000_000
+# A side longer than this is refused: no page or strip is that long (a webtoon chapter is a few 10,000 px),
+# and a line of pixels a million long holds no lettering to erase.
+MAX_SIDE = 1 << 20
 SUPPORTED_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "RGBa", "La", "CMYK", "YCbCr", "LAB",
                    "HSV", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
 
-def load_image(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
-    """Read an image file. Returns (rgb uint8 (H, W, 3), alpha uint8 (H, W) or None). Raises InputError."""
-    return decode_image(read_image_bytes(path), str(path))
+def frame_count(path: str | os.PathLike) -> int:
+    """How many frames (pages of a TIFF, frames of a GIF, APNG or WebP) an image file has; 1 when it cannot
+    tell (load_image then says what is wrong with the file)."""
+    old_limit = Image.MAX_IMAGE_PIXELS
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            Image.MAX_IMAGE_PIXELS = None  # only the frame count is read here
+            with Image.open(path) as img:
+                return max(1, int(getattr(img, "n_frames", 1)))
+    except Exception:  # any damage is load_image's to report, with the page
+        return 1
+    finally:
+        Image.MAX_IMAGE_PIXELS = old_limit
+
+
+def load_image(path: str | os.PathLike, frame: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
+    """Read an image file (its ``frame``-th frame, counted from 0, for a multi-frame file). Returns
+    (rgb uint8 (H, W, 3), alpha uint8 (H, W) or None). Raises InputError."""
+    return decode_image(read_image_bytes(path), str(path), frame)
 
 
 def read_image_bytes(path: str | os.PathLike) -> bytes:
@@ -40,8 +62,9 @@ def read_image_bytes(path: str | os.PathLike) -> bytes:
         raise InputError(f"{path}: cannot be read ({e.strerror or e})") from e
 
 
-def decode_image(data: bytes, name: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """Decode an image file's bytes; ``name`` (the file's path) is what error messages call it.
+def decode_image(data: bytes, name: str, frame: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
+    """Decode an image file's bytes (its ``frame``-th frame); ``name`` (the file's path) is what error messages
+    call it.
 
     Returns (rgb uint8 (H, W, 3), alpha uint8 (H, W) or None). Raises InputError.
     """
@@ -53,6 +76,11 @@ def decode_image(data: bytes, name: str) -> tuple[np.ndarray, np.ndarray | None]
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             Image.MAX_IMAGE_PIXELS = MAX_PIXELS
             with Image.open(io.BytesIO(data)) as img:
+                if frame:
+                    try:
+                        img.seek(frame)
+                    except EOFError as e:
+                        raise InputError(f"{name}: has no frame {frame + 1}") from e
                 _check_size(img.size, name)
                 img.load()
                 return normalise(img, name)
@@ -71,13 +99,23 @@ def decode_image(data: bytes, name: str) -> tuple[np.ndarray, np.ndarray | None]
 
 
 def _check_size(size: tuple[int, int], name: str) -> None:
-    w, h = size
-    if w <= 0 or h <= 0:
-        raise InputError(f"{name}: the image has zero size ({w}x{h})")
-    if w * h > MAX_PIXELS:
+    check_page_size(size[0], size[1], name)
+
+
+def check_page_size(width: int, height: int, name: str = "the image",
+                    fix: str = "split or downscale it first") -> None:
+    """Refuse a page size the engine makes no sense of: empty, over MAX_PIXELS, or a side over MAX_SIDE."""
+    if width <= 0 or height <= 0:
+        raise InputError(f"{name}: the image has zero size ({width}x{height})")
+    if width * height > MAX_PIXELS:
         raise InputError(
-            f"{name}: the image is too large ({w}x{h} = {w * h:,} pixels; at most {MAX_PIXELS:,}): split or "
-            "downscale it first"
+            f"{name}: the image is too large ({width}x{height} = {width * height:,} pixels; at most "
+            f"{MAX_PIXELS:,}): {fix}"
+        )
+    if max(width, height) > MAX_SIDE:
+        raise InputError(
+            f"{name}: the image is {width}x{height}, a side longer than the {MAX_SIDE:,} px Kesu takes "
+            f"(no page or strip is that long): {fix}"
         )
 
 
@@ -135,25 +173,91 @@ def png_bytes(img: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
+# the temporary files save_files_atomic makes (tempfile.mkstemp: 8 characters of [a-z0-9_])
+TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.png\.tmp")
+STALE_TEMP_S = 600  # a temporary file this old is left over from a run that was killed
+
+
 def save_png_atomic(img: Image.Image, path: str | os.PathLike) -> None:
     """Write a PNG through a uniquely named temporary file in the same folder, then rename it into place."""
-    save_bytes_atomic(png_bytes(img), path)
+    save_files_atomic([(png_bytes(img), Path(path))])
+
+
+def save_pngs_atomic(items: list[tuple[Image.Image, Path]]) -> None:
+    """Write one page's PNGs all or none (see save_files_atomic)."""
+    save_files_atomic([(png_bytes(img), Path(path)) for img, path in items])
 
 
 def save_bytes_atomic(data: bytes, path: str | os.PathLike) -> None:
     """Write a file through a uniquely named temporary file in the same folder, then rename it into place: the
     file at ``path`` is either the old one or the whole new one, never half written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f"{path.suffix}.tmp")
+    save_files_atomic([(data, Path(path))])
+
+
+def save_files_atomic(items: list[tuple[bytes, Path]]) -> None:
+    """Write several files (one page's outputs) all or none: each goes through a temporary file in its folder,
+    and only when every one is written are they renamed into place. Raises OutputError naming the file and
+    why (no permission, a full disk, a folder in the way); then none of them is left half-written, and one
+    already renamed into place is removed again."""
+    temps: list[tuple[str, Path]] = []
+    placed: list[Path] = []
+    current = items[0][1] if items else Path()
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())  # the mode any new file gets, not the temporary file's 0600
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        for data, path in items:
+            current = path
+            if path.is_dir():
+                raise IsADirectoryError(21, "a folder of that name is in the way", str(path))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f"{path.suffix}.tmp")
+            temps.append((tmp, path))
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.chmod(tmp, 0o666 & ~_umask())  # the mode any new file gets, not the temporary file's 0600
+        for tmp, path in temps:
+            current = path
+            os.replace(tmp, path)
+            placed.append(path)
+    except BaseException as e:
+        for tmp, _ in temps:
+            Path(tmp).unlink(missing_ok=True)
+        for path in placed:
+            path.unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise OutputError(f"cannot write {current}: {_why(e)}") from e
         raise
+
+
+def _why(error: OSError) -> str:
+    reason = error.strerror or str(error)
+    if isinstance(error, PermissionError):
+        return f"{reason}; check the output folder's permissions or pick another one with -o"
+    if error.errno == 28:  # ENOSPC
+        return f"{reason}; free some space or pick another output folder with -o"
+    if isinstance(error, (NotADirectoryError, FileExistsError)):
+        return f"{reason} (a file is in the way of a folder: {error.filename}); pick another output folder"
+    if isinstance(error, IsADirectoryError):
+        return f"{reason} ({error.filename}); move that folder away or pick another output folder"
+    return reason
+
+
+def remove_stale_temps(folder: Path, older_than_s: float = STALE_TEMP_S) -> list[Path]:
+    """Delete the temporary PNGs of save_files_atomic older than ``older_than_s`` in ``folder`` (left by a run
+    that was killed mid-write); a run writing now keeps its own. Returns what was removed."""
+    removed = []
+    cutoff = time.time() - older_than_s
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        try:
+            if (TEMP_NAME.fullmatch(entry.name) and entry.is_file(follow_symlinks=False)
+                    and entry.stat(follow_symlinks=False).st_mtime < cutoff):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:
+            pass  # gone already, or not ours to remove
+    return removed
 
 
 def load_mask(path: str | os.PathLike, size: tuple[int, int]) -> np.ndarray:

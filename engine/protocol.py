@@ -51,6 +51,7 @@ PREFIX = struct.Struct("!4sIQ")
 MAX_HEADER_BYTES = 1 << 20          # 1 MiB of JSON is far more than any request needs
 MAX_PAYLOAD_BYTES = 1 << 30         # 1 GiB: a 150-megapixel RGBA page plus its mask
 MAX_PIXELS = 150_000_000            # the same page limit as engine.imageio
+MAX_SIDE = 1 << 20                  # the longest side the engine takes (engine.imageio.MAX_SIDE)
 
 OPS = ("detect", "inpaint", "clean")
 # bytes per pixel of each channel layout the plug-ins may send (Krita: BGRA; GIMP "R'G'B'A u8": RGBA)
@@ -60,6 +61,9 @@ RESULT_CHANNELS = {"RGBA": "RGBA", "BGRA": "BGRA", "RGB": "RGBA", "BGR": "BGRA",
 
 CONNECT_TIMEOUT_S = 5.0
 IO_TIMEOUT_S = 30.0                 # one send or receive (of any size) must make progress within this
+AUTH_TIMEOUT_S = 2.0                # the server hangs up on a connection whose first header (and token) is not
+                                    # complete this long after it connected
+MIN_TRANSFER_RATE = 4 << 20         # bytes/s: a whole message must arrive within IO_TIMEOUT_S + size / this
 SILENCE_TIMEOUT_S = 30.0            # during a job the server sends progress at least every HEARTBEAT_S
 HEARTBEAT_S = 0.5
 CANCEL_GRACE_S = 5.0                # after a cancel, how long the client waits for the server to confirm it
@@ -207,12 +211,25 @@ def send_message(sock: socket.socket, header: dict[str, Any], blobs: dict[str, A
             sock.sendall(view)
 
 
-def _recv_exact(sock: socket.socket, n: int, at_start: bool = False) -> bytearray:
-    buf = bytearray(n)
-    view = memoryview(buf)
+def _recv_exact(sock: socket.socket, n: int, at_start: bool = False, timeout: float | None = None,
+                deadline: float | None = None) -> bytearray:
+    """Receive exactly ``n`` bytes. The buffer grows as data arrives (at most twice what came so far), so a
+    peer that announces a large message and sends nothing costs no memory.
+
+    ``timeout`` bounds each receive, ``deadline`` (time.monotonic()) all of them together; None = no bound.
+    """
+    buf = bytearray(min(n, 1 << 16))
     got = 0
     while got < n:
-        k = sock.recv_into(view[got:], min(n - got, 1 << 22))
+        if got == len(buf):
+            buf.extend(bytes(min(len(buf), n - len(buf))))
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("the message did not arrive in time")
+            sock.settimeout(left if timeout is None else min(timeout, left))
+        with memoryview(buf) as view:
+            k = sock.recv_into(view[got:], min(len(buf) - got, 1 << 22))
         if k == 0:
             if at_start and got == 0:
                 raise ProtocolError("the other side closed the connection", "closed")
@@ -226,51 +243,83 @@ def _is_blob_spec(item: Any) -> bool:
             and isinstance(item[1], int) and not isinstance(item[1], bool) and item[1] >= 0)
 
 
+def parse_prefix(prefix: bytes, max_payload: int = MAX_PAYLOAD_BYTES) -> tuple[int, int]:
+    """The (header length, payload length) of a frame's first PREFIX.size bytes. Raises ProtocolError."""
+    magic, head_len, payload_len = PREFIX.unpack(prefix)
+    if magic != MAGIC:
+        raise ProtocolError("received something that is not a Kesu message (wrong magic bytes)", "protocol")
+    if head_len > MAX_HEADER_BYTES:
+        raise ProtocolError(f"message header of {head_len} bytes refused (at most {MAX_HEADER_BYTES})",
+                            "too_large")
+    if payload_len > max_payload:
+        raise ProtocolError(
+            f"message of {payload_len / 2**20:.0f} MiB refused (at most {max_payload / 2**20:.0f} MiB): "
+            "work on a smaller image or a part of it", "too_large")
+    return head_len, payload_len
+
+
+def parse_header(raw: bytes, payload_len: int) -> dict[str, Any]:
+    """A frame's header (UTF-8 JSON object) checked against its payload length. Raises ProtocolError."""
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise ProtocolError(f"the message header is not valid JSON ({e})", "protocol") from e
+    except RecursionError as e:  # nested deeper than the JSON parser goes
+        raise ProtocolError("the message header is nested too deeply", "protocol") from e
+    if not isinstance(header, dict):
+        raise ProtocolError("the message header is not a JSON object", "protocol")
+    spec = header.get("blobs", [])
+    if (not isinstance(spec, list) or not all(_is_blob_spec(b) for b in spec)
+            or sum(b[1] for b in spec) != payload_len or len({b[0] for b in spec}) != len(spec)):
+        raise ProtocolError("the message's blob list does not match its payload", "protocol")
+    return header
+
+
 def recv_message(
     sock: socket.socket,
     timeout: float | None = IO_TIMEOUT_S,
     max_payload: int = MAX_PAYLOAD_BYTES,
     check_header: Callable[[dict[str, Any]], None] | None = None,
     first_byte_timeout: float | None = None,
+    header_timeout: float | None = None,
+    whole_timeout: bool = False,
 ) -> tuple[dict[str, Any], dict[str, bytearray]]:
     """Receive one frame. Returns (header dict, {blob name: bytearray}).
 
     ``first_byte_timeout`` (default ``timeout``) bounds the wait for a frame to begin, ``timeout`` every later
-    receive. ``check_header(header)`` runs before the payload is read (the server checks the token there) and
-    may raise ProtocolError to refuse it. Raises ProtocolError: ``closed`` (clean end of the connection),
+    receive. ``header_timeout``: the prefix and header must be complete this long after the call (a slow or
+    silent sender is dropped before it may send anything more). ``whole_timeout``: the whole frame must
+    arrive within ``timeout`` + its size / MIN_TRANSFER_RATE of its first byte, however it trickles in.
+    ``check_header(header)`` runs before the payload is read (the server checks the token there) and may raise
+    ProtocolError to refuse it. Raises ProtocolError: ``closed`` (clean end of the connection),
     ``connection``, ``timeout``, ``protocol`` (not a Kesu frame), ``too_large``.
     """
     try:
-        sock.settimeout(first_byte_timeout if first_byte_timeout is not None else timeout)
+        start = time.monotonic()
+        head_deadline = None if header_timeout is None else start + header_timeout
+        first_wait = first_byte_timeout if first_byte_timeout is not None else timeout
+        if head_deadline is not None:
+            first_wait = header_timeout if first_wait is None else min(first_wait, header_timeout)
+        sock.settimeout(first_wait)
         first = _recv_exact(sock, 1, at_start=True)
+        begun = time.monotonic()
+        deadline = head_deadline
+        if whole_timeout and timeout is not None:
+            whole = begun + timeout + (PREFIX.size + MAX_HEADER_BYTES) / MIN_TRANSFER_RATE
+            deadline = whole if deadline is None else min(deadline, whole)
         sock.settimeout(timeout)
-        prefix = bytes(first + _recv_exact(sock, PREFIX.size - 1))
-        magic, head_len, payload_len = PREFIX.unpack(prefix)
-        if magic != MAGIC:
-            raise ProtocolError("received something that is not a Kesu message (wrong magic bytes)",
-                                "protocol")
-        if head_len > MAX_HEADER_BYTES:
-            raise ProtocolError(f"message header of {head_len} bytes refused (at most {MAX_HEADER_BYTES})",
-                                "too_large")
-        if payload_len > max_payload:
-            raise ProtocolError(
-                f"message of {payload_len / 2**20:.0f} MiB refused (at most {max_payload / 2**20:.0f} MiB): "
-                "work on a smaller image or a part of it", "too_large")
-        try:
-            header = json.loads(bytes(_recv_exact(sock, head_len)).decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as e:
-            raise ProtocolError(f"the message header is not valid JSON ({e})", "protocol") from e
-        if not isinstance(header, dict):
-            raise ProtocolError("the message header is not a JSON object", "protocol")
-        spec = header.get("blobs", [])
-        if (not isinstance(spec, list) or not all(_is_blob_spec(b) for b in spec)
-                or sum(b[1] for b in spec) != payload_len or len({b[0] for b in spec}) != len(spec)):
-            raise ProtocolError("the message's blob list does not match its payload", "protocol")
+        prefix = bytes(first + _recv_exact(sock, PREFIX.size - 1, timeout=timeout, deadline=deadline))
+        head_len, payload_len = parse_prefix(prefix, max_payload)
+        header = parse_header(bytes(_recv_exact(sock, head_len, timeout=timeout, deadline=deadline)),
+                              payload_len)
         if check_header is not None:
             check_header(header)
+        deadline = None
+        if whole_timeout and timeout is not None:
+            deadline = begun + timeout + (PREFIX.size + head_len + payload_len) / MIN_TRANSFER_RATE
         blobs = {}
-        for name, size in spec:
-            blobs[name] = _recv_exact(sock, size)
+        for name, size in header.get("blobs", []):
+            blobs[name] = _recv_exact(sock, size, timeout=timeout, deadline=deadline)
         return header, blobs
     except TimeoutError as e:
         raise ProtocolError("no answer in time", "timeout") from e

@@ -37,14 +37,15 @@ import numpy as np
 from engine import __version__
 from engine.allocator import release_freed_memory
 from engine.errors import CancelledError, EngineError, InputError
+from engine.imageio import check_page_size
 from engine.protocol import (
+    AUTH_TIMEOUT_S,
     CHANNELS,
     ENDPOINT_FILE,
     HEARTBEAT_S,
     IO_TIMEOUT_S,
     LOCK_FILE,
     MAX_PAYLOAD_BYTES,
-    MAX_PIXELS,
     OPS,
     PROTOCOL_VERSION,
     RESULT_CHANNELS,
@@ -61,7 +62,8 @@ from engine.protocol import (
 log = logging.getLogger("kesu.server")
 
 DEFAULT_IDLE_TIMEOUT_S = 300.0
-MAX_CONNECTIONS = 32
+MAX_CONNECTIONS = 32        # connections that showed the token
+MAX_PENDING = 64            # connections that have not yet: over this, the oldest is dropped
 SUN_PATH_MAX = 100          # sockaddr_un.sun_path is 108 bytes on Linux, 104 on macOS; keep a margin
 STAGE_MESSAGES = {"detect": "Detecting text", "inpaint": "Filling the text areas", "done": "Done"}
 
@@ -246,6 +248,8 @@ class Connection:
         self.last_send = time.monotonic()
         self.closed = False
         self.unread_payload = 0
+        self.opened = time.monotonic()
+        self.authenticated = False
 
     def send(self, header: dict, blobs: dict | None = None) -> bool:
         """Send one frame; False (and the connection closed) when the client is gone."""
@@ -296,6 +300,14 @@ class Connection:
             pass
         self.sock.close()
 
+    def hang_up(self) -> None:
+        """End the connection from another thread: its own thread wakes up (the socket reads as closed) and
+        closes it."""
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
 
 class Server:
     """Serves one engine to many connections, one job at a time.
@@ -309,13 +321,16 @@ class Server:
 
     def __init__(self, engine: Any, cfg: Path, idle_timeout: float = DEFAULT_IDLE_TIMEOUT_S,
                  tcp_port: int | None = None, models: dict | None = None,
-                 max_payload: int = MAX_PAYLOAD_BYTES):
+                 max_payload: int = MAX_PAYLOAD_BYTES, auth_timeout: float = AUTH_TIMEOUT_S,
+                 request_timeout: float = IO_TIMEOUT_S):
         self.engine = engine
         self.cfg = cfg
         self.idle_timeout = idle_timeout
         self.tcp_port = tcp_port
         self.models = models or {}
         self.max_payload = max_payload
+        self.auth_timeout = auth_timeout        # the first header (with the token) must arrive within this
+        self.request_timeout = request_timeout  # a request must arrive within this + its size at 4 MiB/s
         self.token = secrets.token_hex(32)
         self.jobs: queue.Queue[Job] = queue.Queue()
         self.current: Job | None = None
@@ -353,7 +368,7 @@ class Server:
             # loopback only, always: this port must never be reachable from another machine
             listener.bind(("127.0.0.1", self.tcp_port or 0))
             self.transport, self.address = "tcp", ["127.0.0.1", listener.getsockname()[1]]
-        listener.listen(16)
+        listener.listen(128)
         listener.settimeout(0.25)
         self.listener = listener
         endpoint = {
@@ -453,12 +468,15 @@ class Server:
                 continue
             except OSError:
                 break  # the listener was closed
+            conn = Connection(sock, self)
             with self._conn_lock:
-                if len(self._connections) >= MAX_CONNECTIONS:
-                    sock.close()
-                    log.warning("refused a connection: %d already open", MAX_CONNECTIONS)
-                    continue
-                conn = Connection(sock, self)
+                pending = [c for c in self._connections if not c.authenticated]
+                if len(pending) >= MAX_PENDING:
+                    # a crowd of connections that never show the token must not lock real clients out
+                    oldest = min(pending, key=lambda c: c.opened)
+                    oldest.hang_up()
+                    self._connections.discard(oldest)
+                    log.warning("dropped the oldest of %d connections that sent no token", len(pending))
                 self._connections.add(conn)
             if sock.family != getattr(socket, "AF_UNIX", None):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -467,13 +485,23 @@ class Server:
             thread.start()
 
     def _check_request(self, conn: Connection, header: dict) -> None:
-        """Token first (in constant time), then the protocol version; runs before the payload is read."""
-        conn.unread_payload = sum(size for _, size in header.get("blobs", []))
+        """Token first (in constant time), then the protocol version; runs before the payload is read.
+
+        A connection's first valid token takes one of the MAX_CONNECTIONS slots of authenticated clients.
+        """
+        spec = header.get("blobs", [])
+        conn.unread_payload = sum(size for _, size in spec)
         token = header.get("token")
         if not isinstance(token, str) or not hmac.compare_digest(token.encode(), self.token.encode()):
             raise ProtocolError("wrong or missing token: the engine server was restarted or belongs to "
                                 "another config folder; reconnect (the token is in the config folder)",
                                 "auth")
+        if not conn.authenticated:
+            with self._conn_lock:
+                if sum(c.authenticated for c in self._connections) >= MAX_CONNECTIONS:
+                    raise ProtocolError(f"the engine server already serves {MAX_CONNECTIONS} connections; "
+                                        "close some and try again", "busy")
+                conn.authenticated = True
         # "stop" is understood by every version, so a newer plug-in can replace an older server
         if header.get("v") != PROTOCOL_VERSION and header.get("type") != "stop":
             raise ProtocolError(
@@ -481,26 +509,39 @@ class Server:
                 f"{PROTOCOL_VERSION}; re-run the Kesu installer so the plug-ins and the engine match",
                 "version")
 
+    def _receive(self, conn: Connection) -> tuple[dict, dict]:
+        """The next request of ``conn``. Until it has shown the token, the header (token included) must be
+        complete within ``auth_timeout`` of connecting; every request must arrive whole within
+        ``request_timeout`` plus its size at protocol.MIN_TRANSFER_RATE. Raises ProtocolError."""
+        header_timeout = None
+        if not conn.authenticated:
+            header_timeout = max(0.0, conn.opened + self.auth_timeout - time.monotonic())
+        return recv_message(conn.sock, timeout=self.request_timeout, max_payload=self.max_payload,
+                            check_header=lambda h: self._check_request(conn, h),
+                            header_timeout=header_timeout, whole_timeout=True)
+
     def _serve_connection(self, conn: Connection) -> None:
         try:
             while not self.stopping.is_set() and not conn.closed:
+                if conn.authenticated:
+                    # an authenticated client may stay connected between requests
+                    try:
+                        readable, _, _ = select.select([conn.sock], [], [], HEARTBEAT_S / 2)
+                    except (OSError, ValueError):
+                        break
+                    if not readable:
+                        job = conn.job
+                        if job is not None:
+                            conn.job_note(job)
+                        continue
                 try:
-                    readable, _, _ = select.select([conn.sock], [], [], HEARTBEAT_S / 2)
-                except (OSError, ValueError):
-                    break
-                if not readable:
-                    job = conn.job
-                    if job is not None:
-                        conn.job_note(job)
-                    continue
-                try:
-                    header, blobs = recv_message(
-                        conn.sock, timeout=IO_TIMEOUT_S, max_payload=self.max_payload,
-                        check_header=lambda h: self._check_request(conn, h))
+                    header, blobs = self._receive(conn)
                 except ProtocolError as e:
-                    if e.kind not in ("closed", "connection", "timeout"):
+                    if e.kind == "timeout":
+                        log.info("dropped a connection: its request did not arrive in time")
+                    elif e.kind not in ("closed", "connection"):
                         log.warning("refused a message: %s: %s", e.kind, e)
-                        if e.kind in ("auth", "version"):
+                        if e.kind in ("auth", "version", "busy"):
                             self._drain(conn, conn.unread_payload)
                         conn.send_error(e.kind, str(e))
                     break  # out of step with the stream (or gone): drop this client, keep serving
@@ -567,12 +608,10 @@ class Server:
         """Check a job request (before it waits in the queue) and build the Job. Raises InputError."""
         job_id = header.get("id") if isinstance(header.get("id"), str) else uuid.uuid4().hex
         width, height, channels = header.get("width"), header.get("height"), header.get("channels")
-        if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
+        if not (type(width) is int and type(height) is int and width > 0 and height > 0):
             raise InputError(f"the image size must be positive integers, got {width!r}x{height!r}")
-        if width * height > MAX_PIXELS:
-            raise InputError(f"the image is too large ({width}x{height}; at most {MAX_PIXELS:,} pixels): "
-                             "work on a part of it")
-        if channels not in CHANNELS:
+        check_page_size(width, height, "this image", "work on a part of it")
+        if not isinstance(channels, str) or channels not in CHANNELS:
             raise InputError(f"unknown channel order {channels!r}; valid: {', '.join(CHANNELS)}")
         pixels = blobs.get("pixels")
         if pixels is None or len(pixels) != width * height * CHANNELS[channels]:
@@ -816,8 +855,14 @@ def _status(cfg: Path) -> int:
             info = client.status()
     except ProtocolError as e:
         if ServerLock.is_held(cfg):
-            print(f"a Kesu engine server holds {cfg / LOCK_FILE} but does not answer ({e}); it may be "
-                  "loading its models. `kesu serve --stop` ends it")
+            endpoint = read_endpoint(cfg)
+            if endpoint is None:  # server.json is written once the models are loaded and the socket listens
+                print(f"a Kesu engine server holds {cfg / LOCK_FILE} but does not listen yet ({e}); it may "
+                      "be loading its models. `kesu serve --stop` ends it")
+            else:
+                print(f"a Kesu engine server is running (pid {endpoint.get('pid')}, {endpoint.get('transport')} "
+                      f"{endpoint.get('address')}) but does not answer ({e}). `kesu serve --stop` ends it; see "
+                      f"its log {cfg / 'server.log'}")
             return 1
         print(f"no Kesu engine server is running for {cfg}")
         return 3

@@ -7,6 +7,7 @@ files are read and written by ``engine.imageio`` and the CLI.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -73,10 +74,29 @@ class CleanOptions:
         unknown = sorted(set(values) - set(names))
         if unknown:
             raise InputError(f"unknown option(s) {', '.join(unknown)}; valid options: {', '.join(names)}")
+        for name, value in values.items():
+            _check_option_type(name, names[name], value)
         try:
             return cls(**values)
         except TypeError as e:
             raise InputError(f"bad options: {e}") from e
+
+
+def _check_option_type(name: str, annotation: str, value: Any) -> None:
+    """Refuse a value of the wrong JSON type for an option (annotations are strings: ``from __future__``)."""
+    if value is None and "None" in annotation:
+        return
+    if annotation.startswith("bool"):
+        ok, what = type(value) is bool, "true or false"
+    elif annotation.startswith("int"):
+        ok, what = type(value) is int, "a whole number"
+    elif annotation.startswith("float"):
+        ok = type(value) in (int, float) and math.isfinite(value)
+        what = "a number"
+    else:
+        ok, what = True, ""
+    if not ok:
+        raise InputError(f"option {name} must be {what}, got {value!r}")
 
 
 @dataclass

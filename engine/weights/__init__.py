@@ -55,8 +55,27 @@ def read_manifest(folder: Path | None = None) -> dict[str, Any]:
 
 
 def installed_roles(folder: Path | None = None) -> dict[str, dict[str, Any]]:
-    """Role -> manifest entry of every model listed in the folder's manifest."""
-    return {role: entry for role, entry in read_manifest(folder).items() if role in ROLES}
+    """Role -> manifest entry of every model listed in the folder's manifest. Raises WeightsError when an entry
+    cannot be used."""
+    folder = Path(folder) if folder else default_weights_dir()
+    return {role: _checked_entry(role, entry, folder / MANIFEST_NAME)
+            for role, entry in read_manifest(folder).items() if role in ROLES}
+
+
+def _checked_entry(role: str, entry: Any, path: Path) -> dict[str, Any]:
+    """``entry`` if it has what loading needs (a file name, an architecture, keyword arguments if any)."""
+    problem = None
+    if not isinstance(entry, dict):
+        problem = f"is {type(entry).__name__}, not an object"
+    elif not isinstance(entry.get("file"), str) or not entry["file"]:
+        problem = "names no weights file (\"file\")"
+    elif not isinstance(entry.get("arch"), str):
+        problem = "names no architecture (\"arch\")"
+    elif not isinstance(entry.get("kwargs", {}), dict):
+        problem = "has \"kwargs\" that are not an object"
+    if problem:
+        raise WeightsError(f"the {role!r} entry of the weights manifest {path} {problem}; reinstall Kesu")
+    return entry
 
 
 def manifest_entry(role: str, folder: Path | None = None) -> dict[str, Any]:
@@ -68,7 +87,7 @@ def manifest_entry(role: str, folder: Path | None = None) -> dict[str, Any]:
             f"train them with `kesu train {role}` and release them into that folder, or install a Kesu release "
             "that ships them"
         )
-    return entry
+    return _checked_entry(role, entry, folder / MANIFEST_NAME)
 
 
 def checked_weights_file(role: str, folder: Path | None = None) -> Path:
@@ -113,7 +132,13 @@ def load_model(role: str, folder: Path | None = None):
         tensors = load_file(str(path))
     except Exception as e:  # safetensors raises its own error types for bad headers/data
         raise WeightsError(f"the weights file {path} cannot be read ({e}); reinstall Kesu") from e
-    model = build_model(entry["arch"], **entry.get("kwargs", {}))
+    try:
+        model = build_model(entry["arch"], **entry.get("kwargs", {}))
+    except (TypeError, ValueError) as e:  # an unknown architecture or constructor argument
+        raise WeightsError(
+            f"the {role!r} entry of the weights manifest {folder / MANIFEST_NAME} does not describe a model this "
+            f"Kesu builds ({e}); reinstall Kesu, or use weights made for this version"
+        ) from e
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as e:

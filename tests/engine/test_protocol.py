@@ -117,6 +117,63 @@ def test_recv_times_out_instead_of_hanging(pair):
     assert time.monotonic() - t0 < 2
 
 
+def test_a_declared_payload_is_not_allocated_before_its_data_arrives(pair):
+    import tracemalloc
+
+    a, b = pair
+    size = 256 << 20
+    a.sendall(_raw({"type": "clean", "blobs": [["pixels", size]]}) + b"x" * 1000)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ProtocolError) as info:
+            recv_message(b, timeout=0.3)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert info.value.kind == "timeout"
+    assert peak < 4 << 20  # a buffer grows with what came, not with what was announced
+
+
+def test_a_slow_sender_is_cut_off_by_the_whole_message_deadline(pair):
+    a, b = pair
+    data = _raw({"type": "ping", "blobs": [["pixels", 50]]}) + b"x" * 50
+
+    def trickle():
+        try:
+            for byte in data:
+                a.sendall(bytes([byte]))
+                time.sleep(0.05)  # every receive makes progress well within the 0.5 s timeout
+        except OSError:
+            pass
+
+    sender = threading.Thread(target=trickle, daemon=True)
+    sender.start()
+    t0 = time.monotonic()
+    with pytest.raises(ProtocolError) as info:
+        recv_message(b, timeout=0.5, whole_timeout=True)
+    assert info.value.kind == "timeout" and time.monotonic() - t0 < 2
+
+
+def test_the_header_deadline_counts_from_the_call(pair):
+    a, b = pair
+    a.sendall(_raw({"type": "ping"})[:10])  # a header begun and never finished
+    t0 = time.monotonic()
+    with pytest.raises(ProtocolError) as info:
+        recv_message(b, timeout=30, header_timeout=0.3)
+    assert info.value.kind == "timeout" and time.monotonic() - t0 < 1.5
+
+
+def test_a_deeply_nested_header_is_a_protocol_error(pair):
+    a, b = pair
+    head = b"[" * 100_000 + b"]" * 100_000
+    sender = threading.Thread(target=a.sendall, args=(PREFIX.pack(MAGIC, len(head), 0) + head,), daemon=True)
+    sender.start()  # more than the socket buffer holds
+    with pytest.raises(ProtocolError) as info:
+        recv_message(b, timeout=2)
+    sender.join(5)
+    assert info.value.kind == "protocol" and "nested" in str(info.value)
+
+
 def test_send_refuses_a_payload_over_the_limit_without_sending(pair, monkeypatch):
     a, b = pair
     monkeypatch.setattr(protocol, "MAX_PAYLOAD_BYTES", 100)

@@ -486,3 +486,242 @@ def test_stop_during_a_job_tells_its_client(serve):
     worker.join(5)
     assert engine.cancelled.is_set()
     assert len(errors) == 1 and errors[0].kind == "stopped" and "try again" in str(errors[0])
+
+
+# ------------------------------------------------------------------------------------ crowds and trickles
+
+
+def _trickle(sock: socket.socket, data: bytes, stop: threading.Event, interval: float = 1.0) -> None:
+    """Send ``data`` one byte per ``interval`` until done, stopped, or dropped."""
+    try:
+        for byte in data:
+            if stop.wait(interval):
+                return
+            sock.sendall(bytes([byte]))
+    except OSError:
+        pass
+
+
+@pytest.mark.parametrize("tcp", [False, True], ids=["unix", "tcp"])
+def test_idle_and_slow_connections_do_not_lock_real_clients_out(serve, tcp):
+    server = serve(FakeEngine(), tcp_port=0 if tcp else None)
+    stop = threading.Event()
+    crowd, threads = [], []
+    try:
+        for _ in range(64):  # connect and send nothing
+            crowd.append(raw_connect(server))
+        slow = frame({"v": PROTOCOL_VERSION, "type": "clean", "token": "guess", "width": 8, "height": 6,
+                      "channels": "RGBA", "blobs": [["pixels", 192]]}, b"\0" * 192)
+        for _ in range(8):  # a byte a second
+            sock = raw_connect(server)
+            crowd.append(sock)
+            threads.append(threading.Thread(target=_trickle, args=(sock, slow, stop), daemon=True))
+            threads[-1].start()
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        with Client.connect(server.cfg) as client:
+            assert client.ping(timeout=5)["protocol"] == PROTOCOL_VERSION
+            result = client.run("clean", page_bytes(), 8, 6, "RGBA", timeout=5)
+        assert result["pixels"] is not None
+        assert time.monotonic() - t0 < 5
+    finally:
+        stop.set()
+        for sock in crowd:
+            sock.close()
+        for thread in threads:
+            thread.join(5)
+
+
+def test_a_connection_that_shows_no_token_is_dropped_within_the_auth_timeout(serve):
+    server = serve(FakeEngine())
+    stop = threading.Event()
+    with raw_connect(server) as idle, raw_connect(server) as slow:
+        sender = threading.Thread(target=_trickle, args=(slow, frame({"type": "ping", "token": "x" * 64}),
+                                                         stop, 0.2), daemon=True)
+        sender.start()
+        t0 = time.monotonic()
+        for sock in (idle, slow):
+            sock.settimeout(10)
+            try:
+                assert sock.recv(1 << 16) == b""  # the server hung up without a word
+            except ConnectionResetError:
+                pass
+        assert time.monotonic() - t0 < server.auth_timeout + 1.5
+        stop.set()
+        sender.join(5)
+    assert_alive(server)
+
+
+def test_an_authenticated_request_must_arrive_whole_in_time(serve):
+    server = serve(FakeEngine(), request_timeout=1.0)
+    stop = threading.Event()
+    pixels = page_bytes()
+    header = {"v": PROTOCOL_VERSION, "type": "clean", "token": server.token, "id": "slow", "width": 8,
+              "height": 6, "channels": "RGBA", "blobs": [["pixels", len(pixels)]]}
+    data = frame(header, pixels)
+    with raw_connect(server) as sock:
+        sock.sendall(data[:-len(pixels)])  # the header at once, then the pixels a byte at a time
+        sender = threading.Thread(target=_trickle, args=(sock, pixels, stop, 0.1), daemon=True)
+        sender.start()
+        t0 = time.monotonic()
+        sock.settimeout(10)
+        try:
+            while sock.recv(1 << 16):
+                pass
+        except ConnectionResetError:
+            pass
+        # each byte came well within the 1 s per-receive timeout; the request as a whole did not
+        assert time.monotonic() - t0 < 3
+        stop.set()
+        sender.join(5)
+    assert_alive(server)
+
+
+def test_the_oldest_tokenless_connection_makes_way(serve, monkeypatch):
+    import engine.server
+
+    monkeypatch.setattr(engine.server, "MAX_PENDING", 4)
+    server = serve(FakeEngine(), auth_timeout=30)
+    crowd = [raw_connect(server) for _ in range(4)]
+    time.sleep(0.1)
+    with Client.connect(server.cfg) as client:
+        assert client.ping(timeout=2)["protocol"] == PROTOCOL_VERSION
+    crowd[0].settimeout(2)
+    assert crowd[0].recv(10) == b""  # dropped for the newcomer
+    for sock in crowd:
+        sock.close()
+
+
+def test_status_of_a_server_that_does_not_answer_does_not_blame_model_loading(tmp_path, capsys):
+    from engine.server import ServerLock, _status
+
+    cfg = tmp_path / "cfg"
+    cfg.mkdir()
+    lock = ServerLock(cfg)
+    assert lock.acquire()
+    try:
+        (cfg / "server.token").write_text("t\n")
+        (cfg / "server.json").write_text(json.dumps(
+            {"pid": 4242, "transport": "unix", "address": str(tmp_path / "gone.sock")}))
+        assert _status(cfg) == 1
+        out = capsys.readouterr().out
+        assert "does not answer" in out and "loading" not in out and "4242" in out
+        (cfg / "server.json").unlink()
+        assert _status(cfg) == 1
+        assert "loading its models" in capsys.readouterr().out  # no server.json yet: it is starting
+    finally:
+        lock.release()
+
+
+@pytest.mark.parametrize(
+    ("fields", "text"),
+    [
+        ({"width": True, "height": 6}, "positive integers"),
+        ({"channels": ["RGBA"]}, "channel order"),
+        ({"width": 150_000_000, "height": 1}, "side longer"),
+        ({"options": {"grow_px": 2.5}}, "grow_px"),
+        ({"options": {"threshold": "high"}}, "threshold"),
+    ],
+)
+def test_odd_job_fields_are_input_errors_not_engine_failures(serve, fields, text):
+    server = serve(FakeEngine())
+    with raw_connect(server) as sock:
+        header = {"v": PROTOCOL_VERSION, "token": server.token, "id": "a", "type": "clean", "width": 8,
+                  "height": 6, "channels": "RGBA", **fields}
+        send_message(sock, header, {"pixels": page_bytes()})
+        answer, _ = recv_message(sock)
+    assert answer["type"] == "error" and answer["kind"] == "input" and text in answer["message"]
+    assert_alive(server)
+
+
+# ----------------------------------------------------------------------------------------------- fuzzing
+
+
+def _fuzz_value(rng, depth=0):
+    choice = rng.randrange(10 if depth < 3 else 7)
+    if choice == 0:
+        return None
+    if choice == 1:
+        return rng.choice([True, False])
+    if choice == 2:
+        return rng.choice([0, -1, 1, 8, 6, 2**31, 2**63, -(2**63), 10**30, 150_000_000])
+    if choice == 3:
+        return rng.choice([0.5, -1.5, 1e308, 2.5, 0.0])
+    if choice == 4:
+        return rng.choice(["", "RGBA", "clean", "x" * 100, "\u00fc", "ping", "L"])
+    if choice == 5:
+        return rng.choice(["detect", "inpaint", "clean", "ping", "status", "cancel", "erase"])
+    if choice == 6:
+        return rng.choice([[], {}, [["pixels", 3]], [["pixels", -1]], ["pixels"]])
+    if choice in (7, 8):
+        return [_fuzz_value(rng, depth + 1) for _ in range(rng.randrange(4))]
+    return {rng.choice(["threshold", "grow_px", "a", "width"]): _fuzz_value(rng, depth + 1)
+            for _ in range(rng.randrange(4))}
+
+
+def _fuzz_frame(rng, token: str) -> bytes:
+    """A frame that is random, or a valid request with random fields, or one of those with bytes mutated."""
+    kind = rng.randrange(4)
+    if kind == 0:
+        return rng.randbytes(rng.randrange(64))
+    pixels = page_bytes()
+    header = {"v": PROTOCOL_VERSION, "type": rng.choice(["clean", "detect", "inpaint", "ping", "cancel"]),
+              "token": token if rng.random() < 0.7 else "nope", "id": "f", "width": 8, "height": 6,
+              "channels": "RGBA", "options": {}}
+    for _ in range(rng.randrange(4)):
+        header[rng.choice(["v", "type", "id", "width", "height", "channels", "options", "token", "mask",
+                           "blobs"])] = _fuzz_value(rng)
+    blobs = {"pixels": pixels}
+    if rng.random() < 0.3:
+        blobs["mask"] = bytes(48)
+    head = dict(header)
+    head.setdefault("blobs", [[name, len(data)] for name, data in blobs.items()])
+    try:
+        raw_head = json.dumps(head).encode()
+    except (TypeError, ValueError):
+        raw_head = b"{}"
+    data = bytearray(PREFIX.pack(MAGIC, len(raw_head), sum(map(len, blobs.values()))) + raw_head
+                     + b"".join(blobs.values()))
+    if kind >= 2:  # mutate: flip, cut, splice
+        for _ in range(rng.randrange(1, 4)):
+            op = rng.randrange(3)
+            if op == 0 and data:
+                data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+            elif op == 1:
+                del data[rng.randrange(len(data) + 1):]
+            else:
+                at = rng.randrange(len(data) + 1)
+                data[at:at] = rng.randbytes(rng.randrange(1, 8))
+    return bytes(data)
+
+
+def test_fuzzed_frames_never_bring_the_server_down(serve, monkeypatch):
+    import random
+
+    failures = []
+    monkeypatch.setattr(threading, "excepthook", lambda info: failures.append(info.exc_value))
+    server = serve(FakeEngine())
+    rng = random.Random(28)
+    answers: dict[str, int] = {}
+    t0 = time.monotonic()
+    for _ in range(3000):
+        with raw_connect(server) as sock:
+            try:
+                sock.sendall(_fuzz_frame(rng, server.token))
+                sock.shutdown(socket.SHUT_WR)
+                while True:  # every answer, until the server hangs up
+                    answer, _ = recv_message(sock, timeout=5)
+                    key = f"{answer.get('type')}:{answer.get('kind', '')}"
+                    answers[key] = answers.get(key, 0) + 1
+            except ProtocolError as e:
+                assert e.kind in ("closed", "connection"), e  # never a hang
+            except OSError:
+                pass
+    elapsed = time.monotonic() - t0
+    assert not failures, failures[:3]
+    assert "error:engine" not in answers, answers  # odd input is never reported as an engine bug
+    assert answers.get("error:auth", 0) > 100 and answers.get("error:input", 0) > 100, answers
+    assert elapsed < 60
+    assert_alive(server)
+    with Client.connect(server.cfg) as client:
+        assert client.run("clean", page_bytes(), 8, 6, "RGBA", timeout=5)["pixels"] is not None

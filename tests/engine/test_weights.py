@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from engine.errors import WeightsError
-from engine.weights import load_model, manifest_entry, read_manifest, sha256_of
+from engine.weights import installed_roles, load_model, manifest_entry, read_manifest, sha256_of
 from tests.conftest import make_tiny_weights
 
 
@@ -62,6 +62,41 @@ def test_weights_of_another_shape_are_refused(tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(WeightsError, match="does not fit the textseg model"):
         load_model("textseg", tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("change", "text"),
+    [
+        (lambda entry: entry.pop("arch") and None, "names no architecture"),
+        (lambda entry: entry["kwargs"].update(colour_depth=3), "does not describe a model this Kesu builds"),
+        (lambda entry: entry.update(arch="transformer"), "does not describe a model this Kesu builds"),
+        (lambda entry: entry.update(kwargs=[1, 2]), "kwargs"),
+        (lambda entry: "textseg.safetensors", "is str, not an object"),
+    ],
+    ids=["no-arch", "unknown-kwargs", "unknown-arch", "kwargs-list", "string-entry"],
+)
+def test_a_manifest_entry_that_cannot_be_used_is_a_weights_error(tmp_path, change, text):
+    make_tiny_weights(tmp_path)
+    manifest = read_manifest(tmp_path)
+    replaced = change(manifest["textseg"])
+    if isinstance(replaced, str):
+        manifest["textseg"] = replaced
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(WeightsError, match=text) as info:
+        installed_roles(tmp_path)
+        load_model("textseg", tmp_path)
+    assert "manifest.json" in str(info.value) and "'textseg'" in str(info.value)
+
+
+def test_serve_with_a_broken_manifest_exits_with_a_message(tmp_path, capsys):
+    from engine.server import serve_main
+
+    make_tiny_weights(tmp_path / "w")
+    manifest = read_manifest(tmp_path / "w")
+    del manifest["textseg"]["arch"]
+    (tmp_path / "w" / "manifest.json").write_text(json.dumps(manifest))
+    rc = serve_main(["--weights-dir", str(tmp_path / "w"), "--config-dir", str(tmp_path / "cfg")])
+    assert rc == 1 and "names no architecture" in capsys.readouterr().err
 
 
 def test_broken_manifest_is_named(tmp_path):
