@@ -218,3 +218,124 @@ def test_train_without_the_development_tree_says_where_it_lives(monkeypatch, cap
     assert "development tree" in capsys.readouterr().err
     assert main(["eval", "inpaint"]) == 1
     assert "development tree" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ outputs that cannot be written
+
+
+def test_a_folder_where_an_output_should_be_fails_that_page_only(tmp_path, weights, capsys):
+    a, b = _page(tmp_path / "in" / "a.png"), _page(tmp_path / "in" / "b.png")
+    out = tmp_path / "out"
+    (out / "a.png").mkdir(parents=True)
+    rc = main(["clean", str(a), str(b), "-o", str(out), "--weights-dir", weights])
+    err = capsys.readouterr().err
+    assert rc == 1 and "a.png" in err and "is a folder" in err and "1 done, 1 failed" in err
+    assert "Traceback" not in err
+    assert (out / "b.png").is_file() and (out / "a.png").is_dir()
+
+
+def test_output_under_a_regular_file_is_a_per_page_error_with_a_summary(tmp_path, weights, capsys):
+    a, b = _page(tmp_path / "a.png"), _page(tmp_path / "b.png")
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a folder")
+    rc = main(["detect", str(a), str(b), "-o", str(blocker / "sub"), "--weights-dir", weights])
+    err = capsys.readouterr().err
+    assert rc == 1 and err.count("cannot write") == 2 and "0 done, 2 failed" in err
+
+
+def test_a_full_disk_fails_the_page_and_leaves_nothing_half_written(tmp_path, weights, capsys, monkeypatch):
+    import errno
+
+    from PIL import Image as PILImage
+
+    real_save = PILImage.Image.save
+    calls = []
+
+    def save(self, fp, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # the second output of page a (the mask) fills the disk
+            fp.write(b"\x89PNG half")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(self, fp, *args, **kwargs)
+
+    a, b = _page(tmp_path / "in" / "a.png"), _page(tmp_path / "in" / "b.png")
+    monkeypatch.setattr(PILImage.Image, "save", save)
+    out = tmp_path / "out"
+    rc = main(["clean", str(a), str(b), "-o", str(out), "--weights-dir", weights, "--save-mask"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "No space left on device" in err and "free some space" in err and "1 done, 1 failed" in err
+    assert sorted(p.name for p in out.iterdir()) == ["b.mask.png", "b.png"]  # no a.png alone, no temporary
+
+
+def test_partly_there_outputs_are_reported_not_redone(tmp_path, weights, capsys):
+    page = _page(tmp_path / "p.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "p.png").write_bytes(b"retouched by hand")
+    rc = main(["clean", str(page), "-o", str(out), "--weights-dir", weights, "--save-mask"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "p.png already there but not p.mask.png" in err and "--overwrite" in err
+    assert (out / "p.png").read_bytes() == b"retouched by hand" and not (out / "p.mask.png").exists()
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_an_input_is_never_an_output(tmp_path, weights, capsys, overwrite):
+    page = _page(tmp_path / "p.png")
+    before = page.read_bytes()
+    args = ["clean", str(page), "-o", str(tmp_path), "--weights-dir", weights] + (["--overwrite"] if overwrite else [])
+    assert main(args) == 1
+    assert "would replace the input" in capsys.readouterr().err
+    assert page.read_bytes() == before
+
+
+def test_stale_temporaries_of_a_killed_run_are_removed(tmp_path, weights):
+    import os
+    import time
+
+    page = _page(tmp_path / "p.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    stale, fresh = out / ".p.k2j_9x0a.png.tmp", out / ".q.abcdefgh.png.tmp"
+    other = out / ".notes.tmp"
+    for path in (stale, fresh, other):
+        path.write_bytes(b"x")
+    hour_ago = time.time() - 3600
+    os.utime(stale, (hour_ago, hour_ago))
+    os.utime(other, (hour_ago, hour_ago))
+    assert main(["clean", str(page), "-o", str(out), "--weights-dir", weights, "-q"]) == 0
+    assert not stale.exists()
+    assert fresh.exists() and other.exists()  # maybe another run's, and not Kesu's kind
+
+
+# ------------------------------------------------------------------------------------------ multi-frame files
+
+
+def test_every_frame_of_a_multi_page_tiff_is_a_page(tmp_path, weights, capsys):
+    frames = [Image.fromarray(np.full((20 + i, 30, 3), 50 * i + 20, np.uint8)) for i in range(3)]
+    scan = tmp_path / "scan.tif"
+    frames[0].save(scan, save_all=True, append_images=frames[1:])
+    out = tmp_path / "out"
+    assert main(["detect", str(scan), "-o", str(out), "--weights-dir", weights]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["scan-001.mask.png", "scan-002.mask.png", "scan-003.mask.png"]
+    assert [Image.open(out / f"scan-00{i + 1}.mask.png").size for i in range(3)] == [(30, 20), (30, 21), (30, 22)]
+    assert "3 done" in capsys.readouterr().err
+    # inpaint finds each frame's mask by the frame's name
+    assert main(["inpaint", str(scan), "-o", str(tmp_path / "filled"), "--weights-dir", weights, "--mask-dir",
+                 str(out), "-q"]) == 0
+    assert len(list((tmp_path / "filled").glob("scan-00?.png"))) == 3
+
+
+def test_every_frame_of_an_animated_gif_is_a_page(tmp_path, weights):
+    frames = [Image.fromarray(np.full((16, 16, 3), v, np.uint8)) for v in (0, 128, 255)]
+    gif = tmp_path / "anim.gif"
+    frames[0].save(gif, save_all=True, append_images=frames[1:], duration=100)
+    out = tmp_path / "out"
+    assert main(["clean", str(gif), "-o", str(out), "--weights-dir", weights, "-q"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["anim-001.png", "anim-002.png", "anim-003.png"]
+
+
+def test_the_help_says_what_happens_to_frames():
+    from engine.cli import build_parser
+
+    help_text = build_parser()._subparsers._group_actions[0].choices["clean"].format_help()
+    assert "multi-page TIFF" in help_text and "<stem>-001.png" in help_text
