@@ -12,6 +12,7 @@ from engine.pipeline.precision import bfloat16_is_native, bfloat16_twin
 from engine.pipeline.tiling import pad_to_multiple, tiled_apply
 
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+THIN_SIDE = 64  # a page narrower than this (at the working scale) is a strip: see detect_probability
 
 
 def to_grey(rgb: np.ndarray) -> np.ndarray:
@@ -79,7 +80,19 @@ def detect_probability(
     if scale != 1.0:
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
         grey = np.asarray(Image.fromarray(grey).resize(size, Image.Resampling.LANCZOS))
+    lying = grey.shape[0] > grey.shape[1] and grey.shape[1] < THIN_SIDE
+    if lying:
+        # a strip a few pixels wide: detected lying down, where the network's channels-last convolutions run
+        # along the rows (a standing 3-px strip costs as much per row as a page row)
+        grey = grey.T
+    short = min(grey.shape)
+    if short < tile:
+        # few, long windows of about a tile's area rather than one tile-sized window per short stretch
+        padded = -(-short // 8) * 8
+        tile = max(tile, (tile + 2 * margin) ** 2 // padded - 2 * margin)
     prob = tiled_apply(lambda window: predict_probability(model, window, bfloat16), grey, tile, margin, progress)
+    if lying:
+        prob = np.ascontiguousarray(prob.T)
     if scale != 1.0:
         prob = np.asarray(Image.fromarray(prob, "F").resize((width, height), Image.Resampling.BILINEAR))
     return np.clip(prob, 0.0, 1.0).astype(np.float32, copy=False)

@@ -150,3 +150,24 @@ def test_a_residual_inpainter_corrects_the_smooth_fill(rng):
     # an untrained correction is zero: what is left is the smooth fill (within the base's logit clamp)
     expected = np.clip(np.rint(smooth_fill(page, hole)), 0, 255)
     assert np.abs(out[hole].astype(int) - expected[hole]).max() <= 1
+
+
+def test_a_thin_strip_is_detected_in_few_long_lying_windows(monkeypatch):
+    """Cost follows the pixels, not the number of tile-sized stretches of a strip (issue 28)."""
+    from engine.pipeline import detect
+
+    windows = []
+
+    def fake_predict(model, grey, bfloat16=False):
+        windows.append(grey.shape)
+        return np.full(grey.shape, 0.25, np.float32)
+
+    monkeypatch.setattr(detect, "predict_probability", fake_predict)
+    strip = np.full((100_000, 3, 3), 200, np.uint8)  # 3 px wide, 100,000 tall
+    prob = detect.detect_probability(None, strip, bfloat16=False)
+    assert prob.shape == (100_000, 3) and (prob == 0.25).all()
+    assert len(windows) == 1 and windows[0] == (3, 100_000)  # lying down, in one window
+    windows.clear()
+    page = np.full((3000, 900, 3), 200, np.uint8)  # an ordinary page: same windows' area as before
+    detect.detect_probability(None, page, bfloat16=False)
+    assert all(h * w <= (1024 + 2 * 96) ** 2 for h, w in windows)
