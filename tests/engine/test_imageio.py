@@ -129,3 +129,23 @@ def test_saved_png_gets_the_usual_file_mode(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "out.png").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_line_longer_than_any_page_is_refused_with_a_reason():
+    from engine.imageio import MAX_SIDE
+
+    with pytest.raises(InputError, match="a side longer than the 1,048,576 px"):
+        normalise(SimpleNamespace(size=(150_000_000, 1), mode="L"), "line.png")
+    assert MAX_SIDE >= 100_000  # a webtoon chapter of 100,000 px still goes
+
+
+def test_frames_after_the_first_are_read(tmp_path):
+    from engine.imageio import frame_count
+
+    frames = [Image.new("L", (4, 3), v) for v in (10, 20, 30)]
+    path = tmp_path / "scan.tif"
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    assert frame_count(path) == 3
+    assert [int(load_image(path, i)[0][0, 0, 0]) for i in range(3)] == [10, 20, 30]
+    with pytest.raises(InputError, match="no frame 4"):
+        load_image(path, 3)
