@@ -55,7 +55,8 @@ def import_ray():
 class PageWorker:
     """A Ray actor: one engine, loaded once from the weights the driver sent, with ``threads`` torch threads.
 
-    ``run`` cleans one page given as its file's bytes with ``page_function(engine, args, data, name)`` (and the frame, for a file's later frames).
+    ``run`` cleans one page given as its file's bytes with ``page_function(engine, args, data, name)``
+    (and the frame, for a file's later frames).
     """
 
     def __init__(self, page_function: PageFunction, args, weights: dict[str, bytes], threads: int):

@@ -245,21 +245,34 @@ def test_output_under_a_regular_file_is_a_per_page_error_with_a_summary(tmp_path
 
 def test_a_full_disk_fails_the_page_and_leaves_nothing_half_written(tmp_path, weights, capsys, monkeypatch):
     import errno
+    import os
 
-    from PIL import Image as PILImage
-
-    real_save = PILImage.Image.save
+    real_fdopen = os.fdopen
     calls = []
 
-    def save(self, fp, *args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:  # the second output of page a (the mask) fills the disk
-            fp.write(b"\x89PNG half")
+    class FullDisk:
+        """A temporary file that takes a few bytes, then reports the disk full."""
+
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, data):
+            self.f.write(data[:10])
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real_save(self, fp, *args, **kwargs)
+
+    def fdopen(fd, *args, **kwargs):
+        f = real_fdopen(fd, *args, **kwargs)
+        calls.append(1)
+        return FullDisk(f) if len(calls) == 2 else f  # the second output of page a (its mask)
 
     a, b = _page(tmp_path / "in" / "a.png"), _page(tmp_path / "in" / "b.png")
-    monkeypatch.setattr(PILImage.Image, "save", save)
+    monkeypatch.setattr(os, "fdopen", fdopen)
     out = tmp_path / "out"
     rc = main(["clean", str(a), str(b), "-o", str(out), "--weights-dir", weights, "--save-mask"])
     err = capsys.readouterr().err
