@@ -324,7 +324,8 @@ def cmd_bench(args) -> int:
             print(f"kesu: {error}", file=sys.stderr)
         if errors or not jobs:
             return 1
-        return run_pages_bench(args, [job.source for job in jobs])
+        engine, options = _engine(args, ("textseg", "inpaint")), _options(args)
+        return run_pages_bench([job.source for job in jobs], engine, options, args.threads)
     from engine.bench import run_bench
 
     return run_bench(args)
