@@ -27,9 +27,9 @@ def load_kesu():
                                                   submodule_search_locations=[str(PKG_DIR)])
     mod = importlib.util.module_from_spec(spec)
     sys.modules[PKG_NAME] = mod
-    spec.loader.exec_module(mod)
     # the installer copies the plug-in client into the package as kesu_protocol.py: load the one source there
     mod.kesu_protocol = load_plugin_client(f"{PKG_NAME}.kesu_protocol")
+    spec.loader.exec_module(mod)
     return mod
 
 
