@@ -104,10 +104,10 @@ def config_dir(env: Mapping[str, str] | None = None, platform: str | None = None
     ``platform`` and ``home`` (default: this process's) let the installer work it out for another system.
     """
     env = os.environ if env is None else env
-    platform = sys.platform if platform is None else platform
-    home = Path.home() if home is None else home
     if env.get("KESU_CONFIG_DIR"):
         return Path(env["KESU_CONFIG_DIR"]).expanduser()
+    platform = sys.platform if platform is None else platform
+    home = Path.home() if home is None else home
     if platform.startswith("win"):
         appdata = env.get("APPDATA")
         base = Path(appdata) if appdata else home / "AppData" / "Roaming"
