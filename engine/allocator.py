@@ -1,10 +1,9 @@
 """How this process's C allocator treats the large buffers of model inference (glibc only; elsewhere a no-op).
 
 By default glibc serves every block above a sliding threshold (at most 32 MB) with a fresh ``mmap`` and gives it
-back to the system on free. A detector activation of a page is 25-75 MB, so every layer of every page paid
-for zero-filled pages from the kernel: measured, a fifth of the detector's time on a 1654x2339 page (2.4 s ->
-1.95 s on one thread) and no lower peak memory. ``keep_freed_memory`` raises the threshold so freed buffers
-are reused; ``release_freed_memory`` hands the unused part back, for a long-lived process that goes idle.
+back to the system on free. A detector activation of a page is tens of MB, so every layer of every page paid
+for zero-filled pages from the kernel, for no lower peak memory. ``keep_freed_memory`` raises the threshold so
+freed buffers are reused; ``release_freed_memory`` hands the unused part back, for a long-lived process that goes idle.
 """
 
 from __future__ import annotations

@@ -26,59 +26,37 @@ def crop_megapixels(hole: np.ndarray, context: int) -> float:
 
 
 def time_page(engine, rgb: np.ndarray, options) -> tuple[dict, np.ndarray]:
-    """Every stage of ``Engine.clean`` on one page, timed, in the order it runs them, and the shares filled.
+    """Every stage of ``Engine.clean`` on one page, timed as it runs them, and the shares each fill took; then the
+    same layout's detected text grown to 5% and all of it given to the network.
 
-    Returns the numbers and the cleaned page (the same as ``Engine.clean``'s: tested).
+    Returns the numbers and the cleaned page (``Engine.clean``'s own).
     """
     from engine.bench import grown_to_share
-    from engine.pipeline import masks, tight_mask
-    from engine.pipeline.detect import detect_probability
-    from engine.pipeline.fill import FlatFillOptions, flat_fill
     from engine.pipeline.inpaint import inpaint
-    from engine.pipeline.repeat_fill import repeat_fill
 
     seconds: dict[str, float] = {}
-
-    def stage(name, fn):
-        t = time.perf_counter()
-        value = fn()
-        seconds[name] = time.perf_counter() - t
-        return value
-
-    bf16 = options.bfloat16
-    prob = stage("detect", lambda: detect_probability(engine.textseg, rgb, short_side=options.detect_short_side,
-                                                      bfloat16=bf16))
-    text = stage("threshold+snap", lambda: tight_mask(prob, rgb, options))
-    grown = stage("grow", lambda: masks.grow(text, options.grow_px))
-    flat = FlatFillOptions(tolerance=options.flat_tolerance, min_flat_fraction=options.flat_fraction)
-    out, filled = stage("flat fill", lambda: flat_fill(rgb, grown, flat))
-    rest = grown & ~filled
-    repeated = np.zeros_like(rest)
-    if options.use_repeat_fill and rest.any():
-        out, repeated = stage("repeat fill", lambda: repeat_fill(out, rest))
-    rest = rest & ~repeated
-    if rest.any():
-        out = stage("network", lambda: inpaint(engine.inpainter, out, rest, context=options.context_px,
-                                               bfloat16=bf16))
-    cleaned = np.where(grown[:, :, None], out, rgb)
-    five = grown_to_share(text, FIVE_PERCENT)
+    result = engine.clean(rgb, options, on_stage=seconds.__setitem__)
+    grown = result.grown_mask
+    rest = grown & ~result.flat_mask & ~result.repeat_mask
+    five = grown_to_share(result.text_mask, FIVE_PERCENT)
     if five.any():
-        stage("5% by the network",
-              lambda: inpaint(engine.inpainter, rgb, five, context=options.context_px, bfloat16=bf16))
+        start = time.perf_counter()
+        inpaint(engine.inpainter, rgb, five, context=options.context_px, bfloat16=options.bfloat16)
+        seconds["5% by the network"] = time.perf_counter() - start
     pixels = grown.size
     numbers = {
         "seconds": seconds,
         "clean_seconds": sum(s for name, s in seconds.items() if name != "5% by the network"),
         "erase_seconds": sum(seconds.get(name, 0.0) for name in ("flat fill", "repeat fill", "network")),
         "mask_percent": 100 * grown.sum() / pixels,
-        "flat_percent": 100 * filled.sum() / pixels,
-        "repeat_percent": 100 * repeated.sum() / pixels,
+        "flat_percent": 100 * result.flat_mask.sum() / pixels,
+        "repeat_percent": 100 * result.repeat_mask.sum() / pixels,
         "network_percent": 100 * rest.sum() / pixels,
         "network_crop_mpx": crop_megapixels(rest, options.context_px) if rest.any() else 0.0,
         "five_percent": 100 * five.mean(),
         "five_crop_mpx": crop_megapixels(five, options.context_px) if five.any() else 0.0,
     }
-    return numbers, cleaned
+    return numbers, result.image
 
 
 def page_line(name: str, size: tuple[int, int], r: dict) -> str:
@@ -105,18 +83,17 @@ def summary_lines(results: list[dict]) -> list[str]:
     return lines
 
 
-def run_pages_bench(args, paths: list[Path]) -> int:
+def run_pages_bench(paths: list[Path], engine, options, threads: int | None = None) -> int:
+    """Time ``engine`` (with ``options``) on each page of ``paths``; prints a line per page and a summary."""
     import torch
 
-    from engine.cli import _engine, _options
     from engine.errors import EngineError
     from engine.imageio import load_image
     from engine.pipeline.detect import detect_probability
     from engine.pipeline.precision import bfloat16_is_native
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    engine, options = _engine(args, ("textseg", "inpaint")), _options(args)
+    if threads:
+        torch.set_num_threads(threads)
     precision = "bfloat16" if options.bfloat16 is None and bfloat16_is_native() else "float32"
     print(f"{len(paths)} pages, {torch.get_num_threads()} threads, networks in {precision}", flush=True)
     warm = np.full((256, 256, 3), 255, np.uint8)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from engine import __version__
 from engine.errors import EngineError, InputError
+from engine.protocol import OPTION_LIMITS, option_problem
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 # files Kesu itself writes beside pages; a folder scan does not take them as pages
@@ -86,6 +87,11 @@ def output_path(out_dir: Path, job: Job, suffix: str) -> Path:
     if not target.is_relative_to(root):
         raise EngineError(f"{job.source}: its output {target} would be outside {root}; not written")
     return target
+
+
+def outputs_with(out_dir: Path, *suffixes: str | None) -> Callable[[Job], list[Path]]:
+    """A job's output paths: one per suffix given (None: an output not asked for), in that order."""
+    return lambda job: [output_path(out_dir, job, suffix) for suffix in suffixes if suffix]
 
 
 class Reporter:
@@ -252,11 +258,7 @@ def _mask_image(mask):
 
 def clean_outputs(args, job: Job) -> list[Path]:
     """The files ``clean`` writes for a page, in the order ``clean_page`` returns them."""
-    out_dir = Path(args.output)
-    paths = [output_path(out_dir, job, ".png")]
-    if args.save_mask:
-        paths.append(output_path(out_dir, job, ".mask.png"))
-    return paths
+    return outputs_with(Path(args.output), ".png", ".mask.png" if args.save_mask else None)(job)
 
 
 def clean_page(engine, args, data: bytes, name: str, frame: int = 0) -> list[bytes]:
@@ -301,13 +303,7 @@ def cmd_detect(args) -> int:
     from engine.pipeline import tight_mask
 
     engine, options = _engine(args, ("textseg",)), _options(args)
-    out_dir = Path(args.output)
-
-    def outputs(job):
-        paths = [output_path(out_dir, job, ".mask.png")]
-        if args.prob:
-            paths.append(output_path(out_dir, job, ".prob.png"))
-        return paths
+    outputs = outputs_with(Path(args.output), ".mask.png", ".prob.png" if args.prob else None)
 
     def work(job, paths):
         rgb, _ = load_image(job.source, job.frame)
@@ -326,7 +322,6 @@ def cmd_inpaint(args) -> int:
     from engine.pipeline import masks
 
     engine, options = _engine(args, ("inpaint",)), _options(args)
-    out_dir = Path(args.output)
 
     def work(job, paths):
         rgb, alpha = load_image(job.source, job.frame)
@@ -337,7 +332,7 @@ def cmd_inpaint(args) -> int:
         hole = masks.grow(load_mask(mask_path, (rgb.shape[1], rgb.shape[0])), args.grow_px or 0)
         save_pngs_atomic([(to_pil(engine.inpaint(rgb, hole, options), alpha), paths[0])])
 
-    return run_pages(args, lambda job: [output_path(out_dir, job, ".png")], run_in_turn(work), "inpaint")
+    return run_pages(args, outputs_with(Path(args.output), ".png"), run_in_turn(work), "inpaint")
 
 
 def cmd_serve(args, rest: list[str]) -> int:
@@ -376,7 +371,8 @@ def cmd_bench(args) -> int:
             print(f"kesu: {error}", file=sys.stderr)
         if errors or not jobs:
             return 1
-        return run_pages_bench(args, [job.source for job in jobs])
+        engine, options = _engine(args, ("textseg", "inpaint")), _options(args)
+        return run_pages_bench([job.source for job in jobs], engine, options, args.threads)
     from engine.bench import run_bench
 
     return run_bench(args)
@@ -400,9 +396,13 @@ def _thresholds(text: str) -> list[float]:
     try:
         levels = [float(t) for t in text.split(",") if t.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, like 0.3,0.5, got {text!r}") from None
-    if not levels or not all(0.0 < t < 1.0 for t in levels):
-        raise argparse.ArgumentTypeError(f"thresholds must lie between 0 and 1 (exclusive), got {text!r}")
+        levels = []
+    if not levels:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, like 0.3,0.5, got {text!r}")
+    for level in levels:
+        problem = option_problem("threshold", level)
+        if problem:
+            raise argparse.ArgumentTypeError(problem)
     return levels
 
 
@@ -421,9 +421,11 @@ def _add_page_arguments(p: argparse.ArgumentParser, grow_default: int | None) ->
     p.add_argument("--overwrite", action="store_true", help="redo pages whose outputs already exist")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.add_argument("--weights-dir", metavar="DIR", help="use weights from this folder instead of the shipped ones")
-    p.add_argument("--threshold", type=float, help="text probability at which a pixel is text (default 0.5)")
+    p.add_argument("--threshold", type=float, help="text probability at which a pixel is text "
+                   f"(default {OPTION_LIMITS['threshold'].default})")
     p.add_argument("--detect-short-side", type=int, dest="detect_short_side",
-                   help="detect with the page's shorter side scaled to at most this many px (default 1024)")
+                   help="detect with the page's shorter side scaled to at most this many px "
+                        f"(default {OPTION_LIMITS['detect_short_side'].default})")
     p.add_argument("--float32", action="store_true", help=FLOAT32_HELP)
     p.add_argument("--no-repeat-fill", action="store_true", dest="no_repeat_fill",
                    help="let the network fill text over regular patterns too, instead of continuing the pattern "
@@ -432,7 +434,8 @@ def _add_page_arguments(p: argparse.ArgumentParser, grow_default: int | None) ->
                    help="torch threads (default: all cores; with --ray: the threads of each worker, default 1)")
     help_grow = "grow the mask by this many px before erasing"
     if grow_default is None:
-        p.add_argument("--grow", type=int, dest="grow_px", help=help_grow + " (default 4)")
+        default = OPTION_LIMITS["grow_px"].default
+        p.add_argument("--grow", type=int, dest="grow_px", help=help_grow + f" (default {default})")
     else:
         p.add_argument("--grow", type=int, dest="grow_px", default=grow_default,
                        help=help_grow + f" (default {grow_default}: the mask is used as given)")

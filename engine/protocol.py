@@ -1,8 +1,10 @@
 """The wire protocol between the editor plug-ins and the Kesu engine server, and a blocking client.
 
-Stdlib only, and runnable on Python 3.10+ (what Krita 5.2 bundles): this file is copied byte-for-byte into
-both plug-ins (``krita_plugin/kesu/kesu_protocol.py``, ``gimp_plugin/kesu/kesu_protocol.py``); a test checks
-the copies.
+The one plug-in client: stdlib only, and runnable on Python 3.10+ (what Krita 5.2 bundles); importable on
+3.9+, as the installer loads it by its path. It holds the wire protocol, the client, the config paths, the server
+start-up, the limits of the options a user sets (``engine.pipeline.CleanOptions`` checks against them), and the
+mask and layer rules both plug-ins follow. Only this file is in git: ``install/install.py`` copies it into each
+plug-in as ``kesu_protocol.py`` (Krita ``pykrita/kesu/``, GIMP ``plug-ins/kesu/``).
 
 Transport: a unix socket (Linux, macOS) or TCP on a loopback address (Windows, or ``kesu serve --tcp``); never
 any other address. The server writes where it listens into ``<config_dir>/server.json`` and a random token
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import numbers
 import os
 import socket
 import struct
@@ -40,9 +43,9 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, Optional
 
 PROTOCOL_VERSION = 1
 
@@ -73,8 +76,11 @@ TOKEN_FILE = "server.token"
 LOG_FILE = "server.log"
 LOCK_FILE = "server.lock"
 PLUGIN_CONFIG_FILE = "plugin.json"
+# what the server keeps in the config folder at run time (the installer's --uninstall removes them)
+RUNTIME_FILES = (ENDPOINT_FILE, TOKEN_FILE, LOG_FILE, LOG_FILE + ".1", LOCK_FILE)
 
-ProgressCallback = Callable[[float, str], bool | None]
+# Optional, not `bool | None`: this line runs at import, and the installer may run on Python 3.9
+ProgressCallback = Callable[[float, str], Optional[bool]]  # noqa: UP045
 
 
 class ProtocolError(Exception):
@@ -93,24 +99,28 @@ class ProtocolError(Exception):
 # ------------------------------------------------------------------------------------------ files and config
 
 
-def config_dir() -> Path:
+def config_dir(env: Mapping[str, str] | None = None, platform: str | None = None,
+               home: Path | None = None) -> Path:
     """The per-user Kesu folder (plug-in config, server token, socket, log).
 
     Linux: ``$XDG_CONFIG_HOME/kesu`` or ``~/.config/kesu``; Windows: ``%APPDATA%\\kesu``; macOS:
-    ``~/Library/Application Support/kesu``. ``$KESU_CONFIG_DIR`` overrides all of them.
+    ``~/Library/Application Support/kesu``. ``$KESU_CONFIG_DIR`` overrides all of them. ``env``,
+    ``platform`` and ``home`` (default: this process's) let the installer work it out for another system.
     """
-    env = os.environ.get("KESU_CONFIG_DIR")
-    if env:
-        return Path(env).expanduser()
-    if sys.platform == "win32":
-        appdata = os.environ.get("APPDATA")
-        base = Path(appdata) if appdata else Path.home() / "AppData" / "Roaming"
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
+    env = os.environ if env is None else env
+    if env.get("KESU_CONFIG_DIR"):
+        return Path(env["KESU_CONFIG_DIR"]).expanduser()
+    platform = sys.platform if platform is None else platform
+    home = Path.home() if home is None else home
+    if platform.startswith("win"):
+        appdata = env.get("APPDATA")
+        base = Path(appdata) if appdata else home / "AppData" / "Roaming"
+    elif platform == "darwin":
+        base = home / "Library" / "Application Support"
     else:
-        xdg = os.environ.get("XDG_CONFIG_HOME")
+        xdg = env.get("XDG_CONFIG_HOME")
         # the XDG spec says a relative value is invalid and must be ignored
-        base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".config"
+        base = Path(xdg) if xdg and os.path.isabs(xdg) else home / ".config"
     return base / "kesu"
 
 
@@ -763,3 +773,155 @@ def start_server(python: str, cfg_dir: os.PathLike, weights_dir: str | None = No
             raise ProtocolError(
                 f"cannot start the Kesu engine with {python} ({e}); re-run the Kesu installer",
                 "start") from e
+
+
+# ------------------------------------------------------------------------------------------- option limits
+
+
+class Limit(NamedTuple):
+    """The values one engine option may take: ``lo`` to ``hi`` inclusive; ``whole``: a whole number."""
+
+    lo: float
+    hi: float
+    default: float | None
+    whole: bool = False
+    label: str = ""  # the option's name in messages, when not its key
+
+
+# The options a user sets, checked by the engine (engine.pipeline.CleanOptions) and by both plug-ins' settings.
+OPTION_LIMITS = {
+    "threshold": Limit(0.01, 0.99, 0.5),  # text probability at which a pixel counts as text
+    "grow_px": Limit(0, 64, 4, whole=True, label="grow"),  # pixels added around the text before erasing
+    "snap_px": Limit(0, 32, None, whole=True, label="snap"),  # None: chosen from the detector's scale
+    "detect_short_side": Limit(64, 8192, 1024, whole=True),
+}
+THRESHOLD = OPTION_LIMITS["threshold"]
+GROW_PX = OPTION_LIMITS["grow_px"]
+
+
+def option_problem(name: str, value: Any) -> str | None:
+    """What is wrong with ``value`` for the option ``name`` (a sentence saying what is allowed), or None."""
+    limit = OPTION_LIMITS[name]
+    label = limit.label or name
+    kind = numbers.Integral if limit.whole else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind) or not limit.lo <= value <= limit.hi:
+        what = "a whole number of pixels" if limit.whole else "a number"
+        return f"{label} must be {what} between {limit.lo} and {limit.hi}, got {value!r}"
+    return None
+
+
+# ------------------------------------------------------------------------- masks and layers of both plug-ins
+# Byte-level helpers (whole ``bytes`` objects, C-speed primitives: a page takes milliseconds). A mask is
+# width*height bytes, 255 = text / hole, 0 = keep; layer pixels are in a channel order of CHANNELS.
+
+TEXT_MASK_LAYER = "Text Mask"
+CLEANED_LAYER = "Cleaned"
+MASK_RGB = (255, 0, 0)  # text in the "Text Mask" layer: a clear red on colour images...
+MASK_GREY = 128         # ...and mid grey on grey ones
+COVERED = 128           # a selection or painted-mask pixel counts from half covered (soft edges, feathering)
+
+_COVERED_TABLE = bytes(255 if v >= COVERED else 0 for v in range(256))
+
+
+def _nonzero_to(value: int) -> bytes:
+    """A translate table: 0 stays 0, anything else becomes ``value``."""
+    return bytes([0]) + bytes([value]) * 255
+
+
+def coverage_to_mask(coverage: bytes) -> bytes:
+    """One coverage byte per pixel (a selection, an alpha plane) -> a 0/255 mask."""
+    return bytes(coverage).translate(_COVERED_TABLE)
+
+
+def alpha_plane(pixels: bytes, channels: str) -> bytes:
+    """The alpha bytes (the last channel) of pixels in ``channels`` order ("RGBA", "BGRA", "LA")."""
+    n = CHANNELS[channels]
+    if len(pixels) % n:
+        raise ValueError(f"{len(pixels)} bytes is not a whole number of {channels} pixels")
+    return bytes(pixels[n - 1::n])
+
+
+def layer_to_mask(pixels: bytes, channels: str) -> bytes:
+    """The mask a (possibly hand-edited) "Text Mask" layer holds: text where it is at least half opaque."""
+    return coverage_to_mask(alpha_plane(pixels, channels))
+
+
+def mask_to_layer(mask: bytes, channels: str) -> bytes:
+    """"Text Mask" layer pixels in ``channels`` order ("RGBA", "BGRA" or "LA"): the mask colour and opaque
+    where ``mask`` is nonzero, transparent zeros elsewhere."""
+    inside = bytes(mask).translate(_nonzero_to(255))
+    colour = {"RGBA": MASK_RGB, "BGRA": MASK_RGB[::-1], "LA": (MASK_GREY,)}[channels]
+    n = len(colour) + 1
+    out = bytearray(len(inside) * n)
+    for c, value in enumerate(colour):
+        out[c::n] = inside.translate(_nonzero_to(value))
+    out[n - 1::n] = inside
+    return bytes(out)
+
+
+def mask_and(a: bytes, b: bytes) -> bytes:
+    """Pixel-wise AND of two 0/255 masks of the same length (one big-integer AND: fast for whole pages)."""
+    if len(a) != len(b):
+        raise ValueError(f"masks of different sizes ({len(a)} and {len(b)} bytes)")
+    return (int.from_bytes(a, "little") & int.from_bytes(b, "little")).to_bytes(len(a), "little")
+
+
+def mask_count(mask: bytes) -> int:
+    """How many pixels of a mask are set (nonzero)."""
+    return len(mask) - bytes(mask).count(0)
+
+
+def changed_count(pixels: bytes, channels: str) -> int:
+    """Pixels of a result layer that are not fully transparent, i.e. that the engine changed."""
+    return mask_count(alpha_plane(pixels, channels))
+
+
+def clip_to_mask(pixels: bytes, channels: str, mask: bytes) -> bytes:
+    """``pixels`` kept where ``mask`` is set, fully transparent zeros (every channel) elsewhere."""
+    n = CHANNELS[channels]
+    if len(pixels) != n * len(mask):
+        raise ValueError(f"{len(pixels)} bytes of {channels} for a mask of {len(mask)} pixels")
+    inside = bytes(mask).translate(_nonzero_to(255))
+    wide = bytearray(len(pixels))
+    for c in range(n):
+        wide[c::n] = inside
+    return mask_and(bytes(pixels), bytes(wide))
+
+
+def is_kesu_layer(name: str) -> bool:
+    """A layer Kesu made: "Text Mask" or "Cleaned", also as the host renames a second one ("Text Mask #2")."""
+    return is_text_mask_layer(name) or name == CLEANED_LAYER or name.startswith(CLEANED_LAYER + " #")
+
+
+def is_text_mask_layer(name: str) -> bool:
+    """A "Text Mask" layer, also as the host renames a second one ("Text Mask #2")."""
+    return name == TEXT_MASK_LAYER or name.startswith(TEXT_MASK_LAYER + " #")
+
+
+def source_layer_index(names: list[str], active: int) -> int | None:
+    """The layer to work on among siblings ``names`` (top first): the active one, or when that is one of
+    Kesu's own (e.g. the "Text Mask" just made), the first other layer below it; None when there is none."""
+    i = active
+    while i < len(names) and is_kesu_layer(names[i]):
+        i += 1
+    return i if i < len(names) else None
+
+
+def text_mask_above(names: list[str], source: int) -> int | None:
+    """The "Text Mask" made for the layer at ``source`` among siblings ``names`` (top first): the nearest one
+    above it through other Kesu layers; None when there is none. New "Cleaned" layers go above it."""
+    i = source - 1
+    while i >= 0 and is_kesu_layer(names[i]):
+        if is_text_mask_layer(names[i]):
+            return i
+        i -= 1
+    return None
+
+
+def text_mask_for(names: list[str], source: int) -> int | None:
+    """The "Text Mask" Inpaint Selection fills when nothing is selected: the one above the layer at
+    ``source`` (:func:`text_mask_above`), else any sibling "Text Mask"; None when there is none."""
+    above = text_mask_above(names, source)
+    if above is not None:
+        return above
+    return next((i for i, name in enumerate(names) if is_text_mask_layer(name)), None)

@@ -15,6 +15,8 @@ Runs with any Python 3.9+ and the standard library only (it never imports the en
 - Krita profiles: ``pykrita/kesu.desktop``, ``pykrita/kesu/`` and ``enable_kesu=true`` in ``kritarc``'s
   ``[python]`` group (other settings untouched);
 - GIMP 3 profiles (3.0 and later 3.x): ``plug-ins/kesu/`` with ``kesu.py`` executable;
+- in both plug-ins, ``kesu_protocol.py``: a copy of the one plug-in client ``engine/protocol.py``, which this
+  script also uses itself (loaded by its path: importing the ``engine`` package would need torch);
 - the plug-in config ``<config dir>/plugin.json`` ({"python", "weights_dir", "log_dir"}), and a copy inside
   the sandbox of Flatpak / Snap hosts, whose plug-ins see a different config folder;
 - a manifest (``<data dir>/kesu/install-manifest.json``) listing all of the above, so ``--uninstall`` removes
@@ -24,6 +26,8 @@ Runs with any Python 3.9+ and the standard library only (it never imports the en
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib.util
 import json
 import os
 import re
@@ -35,15 +39,16 @@ import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 PLUGIN_NAME = "kesu"
 MANIFEST_VERSION = 1
 KRITA_FLATPAK = "org.kde.krita"
 GIMP_FLATPAK = "org.gimp.GIMP"
 HOSTS = ("krita", "gimp")
-# Files the engine server keeps in the config folder at run time (engine/protocol.py); removed by --uninstall
-# together with a config folder the installer created.
-RUNTIME_FILES = ("server.json", "server.token", "server.log", "server.log.1", "server.lock")
+# The plug-in client in a checkout, and its name inside each installed plug-in.
+CLIENT_SOURCE = Path("engine", "protocol.py")
+CLIENT_NAME = "kesu_protocol.py"
 # Files never copied from the source tree into a profile.
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".*")
 VERIFY_SCRIPT = """\
@@ -64,6 +69,19 @@ print("detect ok")
 
 class InstallError(Exception):
     """A step failed; the message says what happened and how to retry."""
+
+
+@functools.cache
+def client() -> ModuleType:
+    """This checkout's plug-in client (``engine/protocol.py``): config paths and the server's file names."""
+    path = Path(__file__).resolve().parent.parent / CLIENT_SOURCE
+    spec = importlib.util.spec_from_file_location("kesu_install_client", path)
+    if spec is None or spec.loader is None or not path.is_file():
+        raise InstallError(f"{path} is missing: run the installer from a complete Kesu checkout")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 # ============================================================================================ the system
@@ -155,28 +173,6 @@ def detect_apps(s: System) -> set[str]:
 
 
 # ---------------------------------------------------------------------------------------- folders
-def config_dir(
-    env: Mapping[str, str] | None = None, platform: str | None = None, home: Path | None = None
-) -> Path:
-    """Per-user Kesu config folder, by the same rules as ``engine.protocol.config_dir`` (a test checks).
-
-    ``KESU_CONFIG_DIR`` overrides; Windows ``%APPDATA%\\kesu``; macOS ``~/Library/Application Support/kesu``;
-    otherwise ``$XDG_CONFIG_HOME/kesu`` or ``~/.config/kesu``.
-    """
-    env = os.environ if env is None else env
-    platform = sys.platform if platform is None else platform
-    home = Path.home() if home is None else home
-    if env.get("KESU_CONFIG_DIR"):
-        return Path(env["KESU_CONFIG_DIR"]).expanduser()
-    if platform.startswith("win"):
-        base = env.get("APPDATA")
-        return (Path(base) if base else home / "AppData" / "Roaming") / "kesu"
-    if platform == "darwin":
-        return home / "Library" / "Application Support" / "kesu"
-    xdg = env.get("XDG_CONFIG_HOME")
-    return (Path(xdg) if xdg and os.path.isabs(xdg) else home / ".config") / "kesu"
-
-
 def data_dir(s: System) -> Path:
     """Per-user Kesu data folder (engine environment, logs, install manifest)."""
     if s.windows:
@@ -447,9 +443,16 @@ class Installer:
             self.manifest.add_created_dir(d, host)
 
     def install_tree(
-        self, src: Path, dst: Path, host: str, force: bool, executable: Iterable[str] = ()
+        self,
+        src: Path,
+        dst: Path,
+        host: str,
+        force: bool,
+        executable: Iterable[str] = (),
+        extra: Mapping[str, Path] | None = None,
     ) -> None:
-        """Copy file or folder ``src`` to ``dst``, replacing an earlier install of ours in place."""
+        """Copy file or folder ``src`` to ``dst``, replacing an earlier install of ours in place; ``extra``:
+        files added into the folder under the names given (the plug-in client)."""
         if (dst.exists() or dst.is_symlink()) and not self.manifest.owns(dst) and not force:
             raise InstallError(
                 f"{dst} already exists and was not installed by this installer; move it away "
@@ -468,6 +471,8 @@ class Installer:
                 shutil.copytree(src, new, ignore=IGNORED)
             else:
                 shutil.copy2(src, new)
+            for name, path in (extra or {}).items():
+                shutil.copy2(path, new / name)
             for p in [new, *new.rglob("*")] if new.is_dir() else [new]:
                 if p.is_file():
                     mode = 0o755 if p.name in executable else 0o644
@@ -525,20 +530,11 @@ def set_kritarc_flag(text: str, key: str, value: str) -> tuple[str, str | None, 
     nl = "\r\n" if "\r\n" in text else "\n"
     lines = text.splitlines(keepends=True)
     info = {"created_section": False, "added_blank": False, "added_newline": False}
-    section = None
-    header_at = None
-    for i, line in enumerate(lines):
-        s = line.strip()
-        if s.startswith("[") and s.endswith("]"):
-            section = s[1:-1]
-            if section == "python" and header_at is None:
-                header_at = i
-            continue
-        if section == "python" and "=" in s and s.split("=", 1)[0].strip() == key:
-            prev = s.split("=", 1)[1].strip()
-            end = line[len(line.rstrip("\r\n")) :]
-            lines[i] = f"{key}={value}{end}"
-            return "".join(lines), prev, info
+    header_at, at = _find_flag(lines, key)
+    if at is not None:
+        prev = lines[at].split("=", 1)[1].strip()
+        lines[at] = _flag_line(lines[at], key, value)
+        return "".join(lines), prev, info
     if header_at is not None:
         if not lines[header_at].endswith(("\n", "\r")):
             lines[header_at] += nl
@@ -555,28 +551,40 @@ def set_kritarc_flag(text: str, key: str, value: str) -> tuple[str, str | None, 
     return f"{text}[python]{nl}{key}={value}{nl}", None, info
 
 
-def unset_kritarc_flag(text: str, key: str, previous: str | None, info: dict | None = None) -> str:
-    """Undo :func:`set_kritarc_flag`: restore ``previous`` or remove the line, and a group it created."""
-    info = info or {}
-    lines = text.splitlines(keepends=True)
-    section = None
-    header_at = None
+def _find_flag(lines: list[str], key: str) -> tuple[int | None, int | None]:
+    """(the ``[python]`` header, the ``key=`` line in that group) of kritarc's lines: the group holding the key,
+    else the first ``[python]`` group; None where there is none."""
+    section = first = current = None
     for i, line in enumerate(lines):
         s = line.strip()
         if s.startswith("[") and s.endswith("]"):
             section = s[1:-1]
-            header_at = i if section == "python" else header_at
+            if section == "python":
+                current = i
+                first = i if first is None else first
             continue
         if section == "python" and "=" in s and s.split("=", 1)[0].strip() == key:
-            if previous is not None:
-                end = line[len(line.rstrip("\r\n")) :]
-                lines[i] = f"{key}={previous}{end}"
-                return "".join(lines)
-            del lines[i]
-            cut = i
-            break
-    else:
+            return current, i
+    return first, None
+
+
+def _flag_line(line: str, key: str, value: str) -> str:
+    """``key=value`` with the line ending ``line`` had."""
+    ending = line[len(line.rstrip("\r\n")) :]
+    return f"{key}={value}{ending}"
+
+
+def unset_kritarc_flag(text: str, key: str, previous: str | None, info: dict | None = None) -> str:
+    """Undo :func:`set_kritarc_flag`: restore ``previous`` or remove the line, and a group it created."""
+    info = info or {}
+    lines = text.splitlines(keepends=True)
+    header_at, cut = _find_flag(lines, key)
+    if cut is None:
         return text  # the flag is gone already (the user or Krita removed it)
+    if previous is not None:
+        lines[cut] = _flag_line(lines[cut], key, previous)
+        return "".join(lines)
+    del lines[cut]
     if info.get("created_section") and header_at is not None:
         j = header_at + 1
         while j < len(lines) and not lines[j].strip():
@@ -736,7 +744,8 @@ def plugin_sources(source: Path, hosts: Iterable[str]) -> dict[str, dict[str, Pa
         else:
             files = {"folder": source / "gimp_plugin" / PLUGIN_NAME}
             need = [files["folder"] / f"{PLUGIN_NAME}.py"]
-        for n in need:
+        files["client"] = source / CLIENT_SOURCE
+        for n in [*need, files["client"]]:
             if not n.exists():
                 raise InstallError(f"{n} is missing: run the installer from a complete Kesu checkout")
         out[host] = files
@@ -775,7 +784,7 @@ def install(s: System, args: argparse.Namespace, out: Callable[[str], None] = pr
     cfg_dir = (
         Path(args.config_dir).expanduser().resolve()
         if args.config_dir
-        else config_dir(s.env, s.platform, s.home)
+        else client().config_dir(s.env, s.platform, s.home)
     )
     logs = data_dir(s) / "logs"
     if not logs.exists():
@@ -792,7 +801,13 @@ def install(s: System, args: argparse.Namespace, out: Callable[[str], None] = pr
         if prof.host == "krita":
             pk = prof.root / "pykrita"
             inst.install_tree(srcs["krita"]["desktop"], pk / f"{PLUGIN_NAME}.desktop", "krita", args.force)
-            inst.install_tree(srcs["krita"]["package"], pk / PLUGIN_NAME, "krita", args.force)
+            inst.install_tree(
+                srcs["krita"]["package"],
+                pk / PLUGIN_NAME,
+                "krita",
+                args.force,
+                extra={CLIENT_NAME: srcs["krita"]["client"]},
+            )
             assert prof.kritarc is not None
             inst.enable_krita_plugin(prof.kritarc)
         else:
@@ -802,6 +817,7 @@ def install(s: System, args: argparse.Namespace, out: Callable[[str], None] = pr
                 "gimp",
                 args.force,
                 executable=[f"{PLUGIN_NAME}.py"],
+                extra={CLIENT_NAME: srcs["gimp"]["client"]},
             )
         if prof.sandbox_config is not None and prof.sandbox_config != cfg_dir:
             inst.write_config(prof.sandbox_config, values, prof.host)
@@ -869,7 +885,7 @@ def uninstall(s: System, args: argparse.Namespace, out: Callable[[str], None] = 
                     f"note: a Kesu engine server may still be running ({path.parent / 'server.json'}); "
                     f"if removing files fails, stop it with `kesu serve --stop` and run this again"
                 )
-            for name in RUNTIME_FILES:
+            for name in client().RUNTIME_FILES:
                 if (path.parent / name).is_file():
                     inst.say(f"remove {path.parent / name}")
                     gone.add(path.parent / name)

@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+
+PLUGIN_CLIENT = Path(__file__).resolve().parents[1] / "engine" / "protocol.py"
+
+
+def load_plugin_client(name: str):
+    """The one plug-in client (engine/protocol.py) loaded under ``name``, the module name it has inside an
+    installed plug-in (the installer copies it there; git holds only engine/protocol.py)."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, PLUGIN_CLIENT)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
 
 TINY_TEXTSEG = {"in_channels": 1, "width": 0.35, "rfb_channels": 32, "decoder_channels": 16}
 TINY_UNET = {"in_channels": 3, "channels": [8, 16, 16], "first_kernel": 3}

@@ -125,7 +125,7 @@ class MobileNetV2Encoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         # A 1-channel input is both NCHW- and channels-last-contiguous, so the stem's output would come out
-        # NCHW and every later convolution would miss oneDNN's channels-last path (2x slower on the CPU).
+        # NCHW and every later convolution would miss oneDNN's channels-last path (much slower on the CPU).
         x = self.stem(x).contiguous(memory_format=torch.channels_last)
         low = x
         for i, block in enumerate(self.blocks):

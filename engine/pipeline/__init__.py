@@ -1,5 +1,5 @@
-"""The clean pipeline: detect -> threshold -> snap to the ink -> grow -> flat fill -> inpaint -> paste back inside
-the mask.
+"""The clean pipeline: detect -> threshold -> snap to the ink -> grow -> flat fill -> repeat fill -> inpaint ->
+paste back inside the mask.
 
 Every function here works on arrays (uint8 (H, W, 3) RGB, bool (H, W) masks, float32 (H, W) probabilities);
 files are read and written by ``engine.imageio`` and the CLI.
@@ -8,6 +8,7 @@ files are read and written by ``engine.imageio`` and the CLI.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -22,44 +23,45 @@ from engine.pipeline.detect import detect_probability, to_grey, working_scale
 from engine.pipeline.fill import FlatFillOptions, flat_fill
 from engine.pipeline.inpaint import inpaint as inpaint_holes
 from engine.pipeline.repeat_fill import repeat_fill
+from engine.protocol import OPTION_LIMITS, option_problem
 
 Progress = Callable[[str, float], None]
+StageTimer = Callable[[str, float], None]  # (stage name, seconds), called as each stage ends
 
 
 @dataclass(frozen=True)
 class CleanOptions:
     """What a user can set. Sizes are in pixels of the input page."""
 
-    # text probability at which a pixel is text (chosen with `kesu eval textseg --thresholds`)
-    threshold: float = 0.5
+    # text probability at which a pixel is text (chosen with `kesu eval textseg --thresholds`). The limits and
+    # defaults of the options a user sets are in engine.protocol.OPTION_LIMITS, shared with the plug-ins.
+    threshold: float = OPTION_LIMITS["threshold"].default
     # the thresholded mask takes in the pixels this near it that look like its ink and drops those beside the
     # ink that look like paper (masks.snap_to_ink); None: 3 px at the detector's working scale (more on a page
     # it scales down); 0: off
     snap_px: int | None = None
-    grow_px: int = 4              # the text mask is grown by this much before erasing
-    detect_short_side: int = 1024  # pages are detected with their shorter side scaled to at most this
+    grow_px: int = OPTION_LIMITS["grow_px"].default  # the text mask is grown by this much before erasing
+    # pages are detected with their shorter side scaled to at most this
+    detect_short_side: int = OPTION_LIMITS["detect_short_side"].default
     flat_tolerance: int = 8       # flat fill: levels a ring pixel may differ from the ring's colour
     flat_fraction: float = 0.97   # flat fill: share of the ring that must be that colour
     use_flat_fill: bool = True
     # regions inside a regular pattern (screentone, hatching, a grid) continue it by copying it from a whole
     # number of periods away (engine/pipeline/repeat_fill.py); the network fills the rest
     use_repeat_fill: bool = True
-    # inpainting: known pixels around each region in its crop (32 and 48 score the same on `kesu eval inpaint`,
-    # within 0.01 dB; 32 gives the network a third less to compute on a page with 5% masked)
+    # inpainting: known pixels around each region in its crop (chosen with `kesu eval inpaint`: more context
+    # scored no better and gives the network more to compute)
     context_px: int = 32
-    # run the networks in bfloat16 where the processor computes it natively (detection in about half the time;
-    # masks and fills within a hair of float32's): False = always float32
+    # run the networks in bfloat16 where the processor computes it natively (faster; masks and fills as good as
+    # float32's on `kesu eval`): False = always float32
     allow_bfloat16: bool = True
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.threshold < 1.0:
-            raise InputError(f"threshold must be between 0 and 1, got {self.threshold}")
-        if not 0 <= self.grow_px <= 64:
-            raise InputError(f"grow must be between 0 and 64 pixels, got {self.grow_px}")
-        if self.snap_px is not None and not 0 <= self.snap_px <= 32:
-            raise InputError(f"snap must be between 0 and 32 pixels, got {self.snap_px}")
-        if not 64 <= self.detect_short_side <= 8192:
-            raise InputError(f"detect_short_side must be between 64 and 8192, got {self.detect_short_side}")
+        for name, limit in OPTION_LIMITS.items():
+            value = getattr(self, name)
+            problem = None if value is None and limit.default is None else option_problem(name, value)
+            if problem:
+                raise InputError(problem)
 
     @property
     def bfloat16(self) -> bool | None:
@@ -104,6 +106,15 @@ class CleanResult:
     image: np.ndarray        # uint8 (H, W, 3): the cleaned page
     text_mask: np.ndarray    # bool (H, W): the tight text mask
     grown_mask: np.ndarray   # bool (H, W): the pixels that were allowed to change
+    flat_mask: np.ndarray    # bool (H, W): the part of grown_mask the flat fill took
+    repeat_mask: np.ndarray  # bool (H, W): the part the repeat fill took; the rest went to the network
+
+
+@dataclass
+class Erased:
+    image: np.ndarray        # uint8 (H, W, 3): the page with the hole filled
+    flat_mask: np.ndarray    # bool (H, W): the part of the hole the flat fill took
+    repeat_mask: np.ndarray  # bool (H, W): the part the repeat fill took; the rest went to the network
 
 
 def check_rgb(rgb: np.ndarray) -> None:
@@ -139,6 +150,16 @@ def tight_mask(prob: np.ndarray, rgb: np.ndarray, options: CleanOptions) -> np.n
         return mask
     confident = prob >= max(CONFIDENT, options.threshold)
     return masks.snap_to_ink(mask, to_grey(rgb), radius, confident)
+
+
+def _timed(on_stage: StageTimer | None, name: str, run: Callable[[], Any]) -> Any:
+    """``run()``, its time handed to ``on_stage(name, seconds)`` when there is one."""
+    if on_stage is None:
+        return run()
+    start = time.perf_counter()
+    value = run()
+    on_stage(name, time.perf_counter() - start)
+    return value
 
 
 def _stage(progress: Progress | None, name: str, start: float, end: float) -> Callable[[float], None] | None:
@@ -200,27 +221,34 @@ class Engine:
         hole: np.ndarray,
         options: CleanOptions = CleanOptions(),
         progress: Progress | None = None,
+        on_stage: StageTimer | None = None,
     ) -> np.ndarray:
         """Fill ``hole`` (bool (H, W), used as given): flat fill where the ring is flat, the pattern repeated where
-        the surroundings repeat regularly, the model elsewhere.
+        the surroundings repeat regularly, the model elsewhere. ``on_stage(name, seconds)`` is told the time of
+        each stage that runs ("flat fill", "repeat fill", "network").
 
         Returns uint8 (H, W, 3), byte-identical to ``rgb`` outside ``hole``.
         """
+        return self._erase(rgb, hole, options, progress, on_stage).image
+
+    def _erase(self, rgb: np.ndarray, hole: np.ndarray, options: CleanOptions, progress: Progress | None,
+               on_stage: StageTimer | None) -> Erased:
         check_rgb(rgb)
         check_mask(hole, rgb, "hole mask")
-        out, filled = rgb, np.zeros_like(hole)
+        out, filled, repeated = rgb, np.zeros_like(hole), np.zeros_like(hole)
         if options.use_flat_fill:
             flat = FlatFillOptions(tolerance=options.flat_tolerance, min_flat_fraction=options.flat_fraction)
-            out, filled = flat_fill(rgb, hole, flat)
+            out, filled = _timed(on_stage, "flat fill", lambda: flat_fill(rgb, hole, flat))
         rest = hole & ~filled
         if options.use_repeat_fill and rest.any():
-            out, repeated = repeat_fill(out, rest)
+            out, repeated = _timed(on_stage, "repeat fill", lambda: repeat_fill(out, rest))
             rest &= ~repeated
         if rest.any():
-            out = inpaint_holes(self._model("inpaint"), out, rest, context=options.context_px,
-                                progress=_stage(progress, "inpaint", 0.0, 1.0), bfloat16=options.bfloat16)
+            out = _timed(on_stage, "network", lambda: inpaint_holes(
+                self._model("inpaint"), out, rest, context=options.context_px,
+                progress=_stage(progress, "inpaint", 0.0, 1.0), bfloat16=options.bfloat16))
         # the invariant, enforced rather than hoped for: nothing outside the hole changes
-        return np.where(hole[:, :, None], out, rgb)
+        return Erased(np.where(hole[:, :, None], out, rgb), filled, repeated)
 
     def clean(
         self,
@@ -228,21 +256,27 @@ class Engine:
         options: CleanOptions = CleanOptions(),
         text_mask: np.ndarray | None = None,
         progress: Progress | None = None,
+        on_stage: StageTimer | None = None,
     ) -> CleanResult:
-        """Detect (unless ``text_mask`` is given), grow, and erase the text of a page."""
+        """Detect (unless ``text_mask`` is given), grow, and erase the text of a page.
+
+        ``on_stage(name, seconds)`` is told the time of each stage that runs, in order: "detect",
+        "threshold+snap", "grow", then those of :meth:`inpaint` (``kesu bench --pages`` prints them).
+        """
         check_rgb(rgb)
         if text_mask is None:
-            prob = detect_probability(
+            prob = _timed(on_stage, "detect", lambda: detect_probability(
                 self._model("textseg"), rgb, short_side=options.detect_short_side,
                 progress=_stage(progress, "detect", 0.0, 0.6), bfloat16=options.bfloat16,
-            )
-            text_mask = tight_mask(prob, rgb, options)
+            ))
+            text_mask = _timed(on_stage, "threshold+snap", lambda: tight_mask(prob, rgb, options))
         else:
             check_mask(text_mask, rgb, "text mask")
-        grown = masks.grow(text_mask, options.grow_px)
+        grown = _timed(on_stage, "grow", lambda: masks.grow(text_mask, options.grow_px))
         erase_progress = None if progress is None else (lambda stage, f: progress(stage, 0.6 + 0.4 * f))
-        cleaned = self.inpaint(rgb, grown, options, progress=erase_progress)
-        return CleanResult(image=cleaned, text_mask=text_mask, grown_mask=grown)
+        erased = self._erase(rgb, grown, options, erase_progress, on_stage)
+        return CleanResult(erased.image, text_mask, grown, erased.flat_mask, erased.repeat_mask)
 
 
-__all__ = ["CleanOptions", "CleanResult", "Engine", "check_rgb", "check_mask", "snap_radius", "tight_mask"]
+__all__ = ["CleanOptions", "CleanResult", "Engine", "StageTimer", "check_rgb", "check_mask", "snap_radius",
+           "tight_mask"]

@@ -4,10 +4,8 @@ filled by copying the pattern from a whole number of periods away, so the dots a
 The pattern's periods are read from the known pixels near the region: the correlation of that neighbourhood with
 itself shifted by (dy, dx) has a peak at every shift the pattern repeats by. A crop is taken only when its best
 peak correlates at least ``min_correlation``; everything else is left for the inpainting network, which smooths
-what it cannot predict. The threshold was chosen on 378 holes drawn on real pages that ``kesu eval inpaint`` does
-not score (Mimi and Eunice training strips, Manga109 pages away from their text): at 0.9 the repeat fill takes 5
-of them and fills each exactly; at 0.85 it also takes one it fills 2.3 dB worse than the network, at 0.75 one
-more, 15 dB worse.
+what it cannot predict. The threshold was chosen on holes drawn on real pages that ``kesu eval inpaint`` does
+not score, as the lowest at which every crop it takes is filled better than by the network (docs/results.md).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The manifest maps a role (``textseg``, ``inpaint``) to one entry::
 
-    {"name": "textseg.mnv2_w10.v1", "file": "textseg.mnv2_w10.v1.safetensors", "sha256": "...",
+    {"name": "textseg.mnv2w10.v5", "file": "textseg.mnv2w10.v5.safetensors", "sha256": "...",
      "arch": "textseg", "kwargs": {...}, "training": {...}, "metrics": {...}}
 
 Loading checks the hash first; a missing or corrupt file is a ``WeightsError`` that names the file and what to do.

@@ -76,7 +76,7 @@ def read_selection(image: Gimp.Image, r: core.Rect) -> bytes:
     """The selection over ``r`` (image coordinates) as a 0/255 mask."""
     sel = image.get_selection()
     rect = Gegl.Rectangle.new(r.x, r.y, r.w, r.h)
-    return core.binarize(bytes(sel.get_buffer().get(rect, 1.0, SELECTION, Gegl.AbyssPolicy.NONE)))
+    return proto.coverage_to_mask(bytes(sel.get_buffer().get(rect, 1.0, SELECTION, Gegl.AbyssPolicy.NONE)))
 
 
 def selection_bounds(image: Gimp.Image) -> core.Rect | None:
@@ -185,21 +185,19 @@ class Job:
         names = [lay.get_name() for lay in layers]
         if op == "inpaint":
             sel = selection_bounds(self.image)
-            mask_idx = core.text_mask_index(names, idx) if sel is None else None
-            if sel is None and mask_idx is None:
-                mask_idx = next((i for i, n in enumerate(names) if n == core.TEXT_MASK_LAYER), None)
+            mask_idx = proto.text_mask_for(names, idx) if sel is None else None
             plan = core.plan_inpaint(sel is not None, mask_idx is not None)
             op = plan.op
             if plan.source == "selection":
                 work = core.inpaint_rect(rect, sel)
                 mask = read_selection(self.image, work)
-                if core.count_set(mask) == 0:
+                if proto.mask_count(mask) == 0:
                     raise core.KesuError("the selection does not cover any of the active layer's pixels: "
                                          "select the text to erase on this layer and try again")
             else:
                 mlayer = layers[mask_idx]
-                mask = core.mask_from_rgba_layer(read_rgba(mlayer, rect.relative_to(layer_rect(mlayer))))
-                if core.count_set(mask) == 0:
+                mask = proto.layer_to_mask(read_rgba(mlayer, rect.relative_to(layer_rect(mlayer))), "RGBA")
+                if proto.mask_count(mask) == 0:
                     raise core.KesuError("the \"Text Mask\" layer is empty over the active layer: paint the text "
                                          "to erase on it (or select it) and try again")
         # a layer without alpha travels as RGB: a quarter less to convert and send
@@ -216,7 +214,7 @@ class Job:
         Gimp.progress_update(1.0)
         if self.interactive:
             Gimp.displays_flush()
-        text = core.count_set(result.mask) if result.mask is not None else -1
+        text = proto.mask_count(result.mask) if result.mask is not None else -1
         t_layers, total = time.monotonic() - t1, time.monotonic() - t0
         return (f"{self.spec.name} on {source.get_name()!r} {work.w}x{work.h} ({op}): read {t_read:.2f}s, "
                 f"engine {result.seconds:.2f}s (compute {result.engine_s:.2f}s), layers {t_layers:.2f}s, "
@@ -231,13 +229,13 @@ class Job:
         inside = read_selection(self.image, work)
         found = core.run_engine(self.connect, "detect", pixels, work.w, work.h, self.settings,
                                 progress=half(0.0), channels=channels)
-        text = core.mask_and(found.mask, inside)
-        if core.count_set(text) == 0:
+        text = proto.mask_and(found.mask, inside)
+        if proto.mask_count(text) == 0:
             raise core.KesuError("Kesu found no text inside the selection: select a larger area, or select "
                                  "nothing to clean the whole page")
         res = core.run_engine(self.connect, "clean", pixels, work.w, work.h, self.settings, mask=text,
                               progress=half(0.5), channels=channels)
-        return core.EngineResult(text, core.clip_rgba(res.pixels, inside), found.seconds + res.seconds,
+        return core.EngineResult(text, proto.clip_to_mask(res.pixels, "RGBA", inside), found.seconds + res.seconds,
                                  found.engine_s + res.engine_s)
 
     def add_layers(self, source: Gimp.Layer, layers: list, idx: int, work: core.Rect,
@@ -248,17 +246,17 @@ class Job:
         try:
             pos = idx  # inserting at the source's index puts the new layer directly above it
             if self.spec.op in ("detect", "clean"):
-                mask_layer = new_layer(image, core.TEXT_MASK_LAYER, work, core.MASK_LAYER_OPACITY)
+                mask_layer = new_layer(image, proto.TEXT_MASK_LAYER, work, core.MASK_LAYER_OPACITY)
                 image.insert_layer(mask_layer, parent, pos)
                 made.append(mask_layer)
-                fill_layer(mask_layer, work, core.mask_to_rgba(result.mask))
+                fill_layer(mask_layer, work, proto.mask_to_layer(result.mask, "RGBA"))
             if self.spec.op in ("inpaint", "clean"):
                 if self.spec.op == "inpaint":
                     # above the page's own Text Mask (and other Kesu layers right above it), so it shows
                     names = [lay.get_name() for lay in layers]
-                    top = core.text_mask_index(names, idx)
+                    top = proto.text_mask_above(names, idx)
                     pos = idx if top is None else top
-                cleaned = new_layer(image, core.CLEANED_LAYER, work)
+                cleaned = new_layer(image, proto.CLEANED_LAYER, work)
                 image.insert_layer(cleaned, parent, pos)
                 made.append(cleaned)
                 fill_layer(cleaned, work, result.pixels)

@@ -1,7 +1,8 @@
-"""The GIMP plug-in's logic that needs no GIMP: settings, pixel/mask conversion, geometry, engine jobs, messages.
+"""The GIMP plug-in's logic that needs no GIMP: settings, geometry, engine jobs, messages.
 
 Stdlib only, so it is unit-tested without GIMP (``tests/gimp_plugin/kesu/test_kesu_core.py``). ``kesu.py`` is
-the thin GObject-introspection glue around it.
+the thin GObject-introspection glue around it. What both plug-ins share (the option limits, mask operations,
+which layers are Kesu's) is in ``kesu_protocol``, the plug-in client the installer copies beside this file.
 
 Conventions: pixels are raw bytes, rows top to bottom; RGBA is GIMP's ``"R'G'B'A u8"`` (non-linear 8-bit);
 a mask is one byte per pixel, 255 = text/hole and 0 = keep. Rectangles are ``Rect(x, y, w, h)`` in image
@@ -14,11 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import kesu_protocol as proto  # the installer copies it beside this file (this folder is sys.path[0])
+
 MENU_PATH = "<Image>/Filters/Text Removal"
-TEXT_MASK_LAYER = "Text Mask"
-CLEANED_LAYER = "Cleaned"
-KESU_LAYERS = (TEXT_MASK_LAYER, CLEANED_LAYER)
-MASK_RGB = (255, 0, 0)          # the colour of text in the "Text Mask" layer (paint more, erase to remove)
 MASK_LAYER_OPACITY = 60.0       # see the page through the mask
 INPAINT_MARGIN_PX = 96          # known pixels sent around a selection, so the inpainter sees the context
 LOG_FILE = "gimp-plugin.log"
@@ -60,15 +59,8 @@ class KesuError(Exception):
 # -------------------------------------------------------------------------------------------------- settings
 
 
-@dataclass(frozen=True)
-class Range:
-    lo: float
-    hi: float
-    default: float
-
-
-GROW_PX = Range(0, 64, 4)           # the engine's limits (engine.pipeline.CleanOptions)
-THRESHOLD = Range(0.05, 0.95, 0.5)
+GROW_PX = proto.GROW_PX             # the engine's limits: lo, hi, default
+THRESHOLD = proto.THRESHOLD
 
 
 @dataclass(frozen=True)
@@ -80,11 +72,10 @@ class Settings:
     threshold: float = THRESHOLD.default
 
     def __post_init__(self) -> None:
-        if not GROW_PX.lo <= self.grow_px <= GROW_PX.hi:
-            raise KesuError(f"grow-px must be between {GROW_PX.lo:.0f} and {GROW_PX.hi:.0f} pixels, "
-                            f"got {self.grow_px}")
-        if not THRESHOLD.lo <= self.threshold <= THRESHOLD.hi:
-            raise KesuError(f"threshold must be between {THRESHOLD.lo} and {THRESHOLD.hi}, got {self.threshold}")
+        for name in ("grow_px", "threshold"):
+            problem = proto.option_problem(name, getattr(self, name))
+            if problem:
+                raise KesuError(problem)
 
     def engine_options(self, op: str) -> dict[str, Any]:
         """The server's options for ``op`` (only the ones that matter to it)."""
@@ -137,70 +128,6 @@ def inpaint_rect(layer: Rect, selection: Rect, margin: int = INPAINT_MARGIN_PX) 
     return selection.grow(margin).intersect(layer)
 
 
-# ---------------------------------------------------------------------------------------------- pixel bytes
-
-_BINARY = bytes(255 if v >= 128 else 0 for v in range(256))
-
-
-def binarize(values: bytes, table: bytes = _BINARY) -> bytes:
-    """0/255 mask from 8-bit values (>= 128 -> 255): a selection, or a layer's alpha."""
-    return bytes(values).translate(table)
-
-
-def alpha_of(rgba: bytes) -> bytes:
-    """The alpha channel of RGBA bytes."""
-    if len(rgba) % 4:
-        raise ValueError(f"{len(rgba)} bytes is not a whole number of RGBA pixels")
-    return bytes(rgba[3::4])
-
-
-def mask_from_rgba_layer(rgba: bytes) -> bytes:
-    """The mask a (possibly user-edited) "Text Mask" layer holds: text where it is at least half opaque."""
-    return binarize(alpha_of(rgba))
-
-
-def mask_to_rgba(mask: bytes, rgb: tuple[int, int, int] = MASK_RGB) -> bytes:
-    """RGBA pixels for the "Text Mask" layer: ``rgb`` and opaque where ``mask`` is nonzero, transparent elsewhere."""
-    m = binarize(mask, bytes([0] + [255] * 255))
-    out = bytearray(len(m) * 4)
-    for c, value in enumerate(rgb):
-        out[c::4] = m.translate(bytes([0] + [value] * 255))
-    out[3::4] = m
-    return bytes(out)
-
-
-def mask_and(a: bytes, b: bytes) -> bytes:
-    """Pixel-wise AND of two 0/255 masks of the same size (big-integer AND: fast for whole pages)."""
-    if len(a) != len(b):
-        raise ValueError(f"masks of {len(a)} and {len(b)} pixels")
-    return (int.from_bytes(a, "little") & int.from_bytes(b, "little")).to_bytes(len(a), "little")
-
-
-def clip_rgba(rgba: bytes, mask: bytes) -> bytes:
-    """RGBA pixels kept where the 0/255 ``mask`` is set, transparent zeros elsewhere."""
-    if len(rgba) != 4 * len(mask):
-        raise ValueError(f"{len(rgba)} bytes of RGBA for a mask of {len(mask)} pixels")
-    m = binarize(mask, bytes([0] + [255] * 255))
-    wide = bytearray(len(rgba))
-    for c in range(4):
-        wide[c::4] = m
-    return mask_and(bytes(rgba), bytes(wide))
-
-
-def count_set(mask: bytes) -> int:
-    """How many pixels of a mask are set (nonzero)."""
-    return len(mask) - bytes(mask).count(0)
-
-
-def crop(pixels: bytes, width: int, bpp: int, r: Rect) -> bytes:
-    """Rows ``r`` of an image ``width`` pixels wide (``bpp`` bytes per pixel), r relative to the image."""
-    out = bytearray()
-    for y in range(r.y, r.y + r.h):
-        start = (y * width + r.x) * bpp
-        out += pixels[start:start + r.w * bpp]
-    return bytes(out)
-
-
 # ------------------------------------------------------------------------------------------------- planning
 
 
@@ -244,37 +171,14 @@ def check_image_mode(base_type: str, drawable_kind: str) -> None:
 
 
 def source_index(names: list[str], active: int) -> int:
-    """The index (top first, within one parent) of the layer to work on.
-
-    When the active layer is one of Kesu's own ("Text Mask", "Cleaned"; e.g. just made by Detect Text), the
-    page is the first other layer below it. Raises KesuError when there is none.
+    """The index (top first, within one parent) of the layer to work on: the active one, or when that is one
+    of Kesu's own ("Text Mask", "Cleaned"), the first other layer below it. Raises KesuError when there is none.
     """
-    i = active
-    while i < len(names) and _is_kesu_layer(names[i]):
-        i += 1
-    if i >= len(names):
+    index = proto.source_layer_index(names, active)
+    if index is None:
         raise KesuError("the active layer is a Kesu \"Text Mask\" or \"Cleaned\" layer with no page below it: "
                         "select the layer that holds the page and try again")
-    return i
-
-
-def text_mask_index(names: list[str], source: int) -> int | None:
-    """Index of the "Text Mask" layer that belongs to the layer at ``source``: the nearest one above it
-    (through other Kesu layers), else None."""
-    i = source - 1
-    while i >= 0 and _is_kesu_layer(names[i]):
-        if _is_text_mask(names[i]):
-            return i
-        i -= 1
-    return None
-
-
-def _is_kesu_layer(name: str) -> bool:
-    return any(name == n or name.startswith(n + " #") for n in KESU_LAYERS)
-
-
-def _is_text_mask(name: str) -> bool:
-    return name == TEXT_MASK_LAYER or name.startswith(TEXT_MASK_LAYER + " #")
+    return index
 
 
 # --------------------------------------------------------------------------------------------------- engine

@@ -15,20 +15,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .pixels import (
-    BYTES_PER_PIXEL,
-    Rect,
+from .kesu_protocol import (
+    CLEANED_LAYER,
+    TEXT_MASK_LAYER,
+    changed_count,
+    clip_to_mask,
     coverage_to_mask,
     layer_to_mask,
     mask_and,
     mask_count,
     mask_to_layer,
 )
+from .pixels import Rect
 from .settings import Settings
 
-TEXT_MASK = "Text Mask"
-CLEANED = "Cleaned"
-OUR_LAYERS = (TEXT_MASK, CLEANED)
 ACTIONS = ("detect", "inpaint", "clean")
 TEXT_MASK_OPACITY = 153  # 60 %: the text stays visible under the mask while the user edits it
 
@@ -182,21 +182,6 @@ def _engine_s(result: dict) -> float:
         return 0.0
 
 
-def changed_count(pixels: bytes, channels: str) -> int:
-    """Pixels of a result layer that are not fully transparent (i.e. that the engine changed)."""
-    n = BYTES_PER_PIXEL[channels]
-    return mask_count(pixels[n - 1 :: n])
-
-
-def clip_to_mask(pixels: bytes, channels: str, mask: bytes) -> bytes:
-    """Make every pixel outside ``mask`` fully transparent (all channels 0)."""
-    n = BYTES_PER_PIXEL[channels]
-    out = bytearray(pixels)
-    for c in range(n):
-        out[c::n] = mask_and(bytes(pixels[c::n]), mask)
-    return bytes(out)
-
-
 def apply(spec: JobSpec, outcome: Outcome, doc: DocumentAdapter) -> list[str]:
     """Add the result layers (GUI thread); returns their names, bottom first. All or nothing: a failure
     removes what was added and re-raises."""
@@ -205,11 +190,11 @@ def apply(spec: JobSpec, outcome: Outcome, doc: DocumentAdapter) -> list[str]:
     src = spec.source
     try:
         if outcome.mask_layer is not None:
-            added.append(doc.add_layer(TEXT_MASK, src.rect, outcome.mask_layer, False, TEXT_MASK_OPACITY))
-            names.append(TEXT_MASK)
+            added.append(doc.add_layer(TEXT_MASK_LAYER, src.rect, outcome.mask_layer, False, TEXT_MASK_OPACITY))
+            names.append(TEXT_MASK_LAYER)
         if outcome.cleaned_layer is not None:
-            added.append(doc.add_layer(CLEANED, src.rect, outcome.cleaned_layer, True, 255))
-            names.append(CLEANED)
+            added.append(doc.add_layer(CLEANED_LAYER, src.rect, outcome.cleaned_layer, True, 255))
+            names.append(CLEANED_LAYER)
         doc.refresh()
     except BaseException:
         for handle in reversed(added):
@@ -233,14 +218,3 @@ def summary(spec: JobSpec, outcome: Outcome) -> str:
         where = " inside the selection" if spec.selection is not None else ""
         return f"Kesu found no text{where} on \"{name}\"; nothing was changed."
     return f"Kesu: \"Cleaned\" added ({outcome.changed_pixels} pixels changed on \"{name}\")."
-
-
-def pick_source_index(names_bottom_first: list[str], active: int) -> int:
-    """Which sibling is the source when the active layer is one of Kesu's own ("Text Mask", "Cleaned"):
-    the nearest layer below it that is not; the active one itself otherwise."""
-    if names_bottom_first[active] not in OUR_LAYERS:
-        return active
-    for i in range(active - 1, -1, -1):
-        if names_bottom_first[i] not in OUR_LAYERS:
-            return i
-    return active

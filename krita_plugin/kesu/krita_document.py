@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .actions import TEXT_MASK, Source, UserError, pick_source_index
+from .actions import Source, UserError
+from .kesu_protocol import source_layer_index, text_mask_above, text_mask_for
 from .pixels import Rect, layout_for
 from .qt import QByteArray
 
@@ -21,6 +22,15 @@ MASK_TYPES = ("transparencymask", "filtermask", "transformmask", "selectionmask"
 def same_node(a: Any, b: Any) -> bool:
     """Whether two libkis Node wrappers are the same layer (wrappers are made afresh on every call)."""
     return a is not None and b is not None and a.uniqueId() == b.uniqueId()
+
+
+def siblings_top_first(node: Any) -> tuple[list[Any], int | None]:
+    """``node`` and its siblings, top first (the order of kesu_protocol's layer rules), and its index there."""
+    parent = node.parentNode()
+    if parent is None:
+        return [node], 0
+    siblings = list(reversed(parent.childNodes()))
+    return siblings, next((i for i, n in enumerate(siblings) if same_node(n, node)), None)
 
 
 class KritaDocument:
@@ -43,13 +53,13 @@ class KritaDocument:
         if node.type() in MASK_TYPES:
             raise UserError(f"The active item \"{node.name()}\" is a {node.type()}, not a layer: click the "
                             "layer with the text in the Layers docker, then try again.")
-        parent = node.parentNode()
-        if parent is not None:
-            siblings = parent.childNodes()
-            names = [n.name() for n in siblings]
-            idx = next((i for i, n in enumerate(siblings) if same_node(n, node)), None)
-            if idx is not None:
-                node = siblings[pick_source_index(names, idx)]
+        siblings, idx = siblings_top_first(node)
+        if idx is not None:
+            pick = source_layer_index([n.name() for n in siblings], idx)
+            if pick is None:
+                raise UserError(f"The active layer \"{node.name()}\" is a Kesu layer with no other layer below it: "
+                                "click the layer with the text in the Layers docker, then try again.")
+            node = siblings[pick]
         return node
 
     def source(self) -> Source:
@@ -85,15 +95,12 @@ class KritaDocument:
         return bytes(sel.pixelData(rect.x, rect.y, rect.width, rect.height))
 
     def _text_mask_node(self) -> Any:
-        """The "Text Mask" layer directly above the source, else any layer of that name."""
-        src = self._source_node
-        parent = src.parentNode() if src is not None else None
-        if parent is not None:
-            siblings = parent.childNodes()
-            for i, n in enumerate(siblings):
-                if same_node(n, src) and i + 1 < len(siblings) and siblings[i + 1].name() == TEXT_MASK:
-                    return siblings[i + 1]
-        node = self.doc.nodeByName(TEXT_MASK)
+        """The "Text Mask" paint layer that belongs to the source (kesu_protocol.text_mask_for), or None."""
+        if self._source_node is None:
+            return None
+        siblings, idx = siblings_top_first(self._source_node)
+        pick = text_mask_for([n.name() for n in siblings], idx) if idx is not None else None
+        node = siblings[pick] if pick is not None else None
         return node if node is not None and node.type() in PAINT_TYPES else None
 
     def text_mask_pixels(self, rect: Rect) -> bytes | None:
@@ -115,10 +122,9 @@ class KritaDocument:
         parent = src.parentNode() or self.doc.rootNode()
         above = src
         if above_text_mask:
-            siblings = parent.childNodes()
-            for i, n in enumerate(siblings):
-                if same_node(n, src) and i + 1 < len(siblings) and siblings[i + 1].name() == TEXT_MASK:
-                    above = siblings[i + 1]
+            siblings, idx = siblings_top_first(src)
+            pick = text_mask_above([n.name() for n in siblings], idx) if idx is not None else None
+            above = siblings[pick] if pick is not None else src
         layer = self.doc.createNode(name, "paintlayer")
         if layer is None:
             raise RuntimeError(f"Krita could not create the layer {name!r}")

@@ -10,10 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-GROW_RANGE = (0, 64)            # the engine's limits (engine.pipeline.CleanOptions)
-THRESHOLD_RANGE = (0.01, 0.99)
-DEFAULT_GROW = 4
-DEFAULT_THRESHOLD = 0.5
+from .kesu_protocol import GROW_PX, THRESHOLD, option_problem
+
+GROW_RANGE = (int(GROW_PX.lo), int(GROW_PX.hi))  # the engine's limits (kesu_protocol.OPTION_LIMITS)
+THRESHOLD_RANGE = (THRESHOLD.lo, THRESHOLD.hi)
+DEFAULT_GROW = int(GROW_PX.default)
+DEFAULT_THRESHOLD = THRESHOLD.default
 
 
 class SettingsStore(Protocol):
@@ -38,20 +40,15 @@ class Settings:
 
     def validated(self) -> Settings:
         """Self when every value is usable, else SettingsError naming the bad one."""
-        lo, hi = GROW_RANGE
-        if isinstance(self.grow_px, bool) or not isinstance(self.grow_px, int) or not lo <= self.grow_px <= hi:
-            raise SettingsError(f"grow must be a whole number of pixels from {lo} to {hi}, got {self.grow_px!r}")
-        lo_t, hi_t = THRESHOLD_RANGE
-        if not isinstance(self.threshold, (int, float)) or not lo_t <= float(self.threshold) <= hi_t:
-            raise SettingsError(f"threshold must be between {lo_t} and {hi_t}, got {self.threshold!r}")
+        for name in ("grow_px", "threshold"):
+            problem = option_problem(name, getattr(self, name))
+            if problem:
+                raise SettingsError(problem)
         return replace(self, threshold=float(self.threshold), engine_python=self.engine_python.strip())
 
     def engine_options(self) -> dict[str, Any]:
         """The options sent with every job (names of engine.pipeline.CleanOptions)."""
         return {"grow_px": self.grow_px, "threshold": self.threshold}
-
-
-KEYS = ("grow_px", "threshold", "engine_python")
 
 
 def load(store: SettingsStore) -> Settings:

@@ -227,12 +227,6 @@ def test_protocol_module_imports_only_the_stdlib():
     assert names - {"__future__"} <= set(sys.stdlib_module_names), names - set(sys.stdlib_module_names)
 
 
-@pytest.mark.parametrize("copy", ["krita_plugin/kesu/kesu_protocol.py", "gimp_plugin/kesu/kesu_protocol.py"])
-def test_vendored_copies_are_identical(copy):
-    original = (REPO / "engine" / "protocol.py").read_bytes()
-    assert (REPO / copy).read_bytes() == original, f"{copy} differs: copy engine/protocol.py over it"
-
-
 # ------------------------------------------------------------------------------------- client, fake server
 
 TOKEN = "t" * 64

@@ -153,7 +153,9 @@ class FakeEngine:
 
     def clean(self, rgb, options, text_mask=None, progress=None):
         out = self.inpaint(rgb, text_mask, options, progress)
-        return CleanResult(image=out, text_mask=text_mask, grown_mask=text_mask.copy())
+        none = np.zeros_like(text_mask)
+        return CleanResult(image=out, text_mask=text_mask, grown_mask=text_mask.copy(), flat_mask=none,
+                           repeat_mask=none)
 
 
 @pytest.fixture

@@ -243,6 +243,8 @@ def test_installer_layout_loads_in_real_hosts(host: harness.HostChroot, tmp_path
     )
     (src / "krita_plugin/kesu/__init__.py").write_text(PROBE_KRITA)
     (src / "gimp_plugin/kesu/kesu.py").write_text(PROBE_GIMP)  # not executable: the installer must fix that
+    (src / "engine").mkdir()  # the plug-in client the installer copies into both plug-ins
+    (src / "engine/protocol.py").write_bytes((harness.REPO / "engine/protocol.py").read_bytes())
     home = host.new_home(tmp_path)
     host.install_plugins(home, "all", engine="/usr/bin/python3", source=src)
     assert (home / ".config/kesu/plugin.json").is_file()

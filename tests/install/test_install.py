@@ -6,7 +6,6 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
-import os
 import stat
 import sys
 from pathlib import Path
@@ -50,11 +49,12 @@ def source(tmp_path: Path) -> Path:
     (src / "gimp_plugin/kesu").mkdir(parents=True)
     (src / "krita_plugin/kesu.desktop").write_text("[Desktop Entry]\nX-KDE-Library=kesu\n")
     (src / "krita_plugin/kesu/__init__.py").write_text("# krita\n")
-    (src / "krita_plugin/kesu/kesu_protocol.py").write_text("# protocol\n")
+    (src / "krita_plugin/kesu/actions.py").write_text("# actions\n")
     (src / "krita_plugin/kesu/__pycache__").mkdir()
     (src / "krita_plugin/kesu/__pycache__/x.cpython-311.pyc").write_bytes(b"junk")
     (src / "gimp_plugin/kesu/kesu.py").write_text("#!/usr/bin/env python3\n")
-    (src / "gimp_plugin/kesu/kesu_protocol.py").write_text("# protocol\n")
+    (src / "engine").mkdir()
+    (src / "engine/protocol.py").write_text("# the plug-in client\n")
     (src / "pyproject.toml").write_text("[project]\nname = 'kesu'\n")
     return src
 
@@ -85,50 +85,11 @@ def run(s, *argv: str) -> tuple[int, str, str]:
 
 
 # ---------------------------------------------------------------------------------------------- folders
-@pytest.mark.parametrize(
-    "platform, env, expected",
-    [
-        ("linux", {}, "H/.config/kesu"),
-        ("linux", {"XDG_CONFIG_HOME": "/xdg/cfg"}, "/xdg/cfg/kesu"),
-        ("linux", {"XDG_CONFIG_HOME": "relative/cfg"}, "H/.config/kesu"),  # invalid per the XDG spec
-        ("linux", {"KESU_CONFIG_DIR": "/over/ride"}, "/over/ride"),
-        ("win32", {"APPDATA": "/W/Roaming"}, "/W/Roaming/kesu"),
-        ("win32", {}, "H/AppData/Roaming/kesu"),
-        ("darwin", {"XDG_CONFIG_HOME": "/ignored"}, "H/Library/Application Support/kesu"),
-        ("darwin", {"KESU_CONFIG_DIR": "/over/ride"}, "/over/ride"),
-    ],
-)
-def test_config_dir_rules(platform: str, env: dict, expected: str) -> None:
-    assert inst.config_dir(env, platform, Path("/H")) == Path(expected.replace("H/", "/H/"))
-
-
-CONFIG_CASES = [
-    ("linux", {}),
-    ("linux", {"XDG_CONFIG_HOME": "/xdg/cfg"}),
-    ("linux", {"KESU_CONFIG_DIR": "/over/ride"}),
-    ("linux", {"KESU_CONFIG_DIR": "~/x"}),
-    ("linux", {"XDG_CONFIG_HOME": "rel"}),
-    ("win32", {"APPDATA": "/W/Roaming"}),
-    ("win32", {}),
-    ("darwin", {}),
-]
-
-
-@pytest.mark.parametrize("platform, env", CONFIG_CASES)
-def test_config_dir_agrees_with_engine_protocol(
-    platform: str, env: dict, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    """The installer's copy of config_dir must give what engine.protocol.config_dir gives the plug-ins."""
-    from engine import protocol
-
-    for k in ("KESU_CONFIG_DIR", "XDG_CONFIG_HOME", "APPDATA"):
-        monkeypatch.delenv(k, raising=False)
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setattr(sys, "platform", platform)
-    want = Path(protocol.config_dir())
-    assert inst.config_dir(dict(os.environ), platform, tmp_path) == want
+def test_the_installer_uses_the_one_plug_in_client() -> None:
+    """The installer loads engine/protocol.py by its path (config paths and the server's files come from it)."""
+    client = inst.client()
+    assert Path(client.__file__) == INSTALL_PY.parents[1] / "engine" / "protocol.py"
+    assert not hasattr(inst, "config_dir") and "server.json" in client.RUNTIME_FILES
 
 
 def test_data_dir_and_venv_python(tmp_path: Path) -> None:
@@ -280,11 +241,14 @@ def test_install_files_modes_flag_config(tmp_path: Path, source: Path) -> None:
     assert rc == 0, err
     pk = home / ".local/share/krita/pykrita"
     assert (pk / "kesu.desktop").read_text() == (source / "krita_plugin/kesu.desktop").read_text()
-    assert (pk / "kesu/__init__.py").is_file() and (pk / "kesu/kesu_protocol.py").is_file()
+    assert (pk / "kesu/__init__.py").is_file()
+    # the one plug-in client, copied into each plug-in under the name it imports
+    assert (pk / "kesu/kesu_protocol.py").read_text() == "# the plug-in client\n"
     assert not (pk / "kesu/__pycache__").exists()  # build junk is not copied
     gp = home / ".config/GIMP/3.0/plug-ins/kesu/kesu.py"
     assert stat.S_IMODE(gp.stat().st_mode) == 0o755
     assert stat.S_IMODE((gp.parent / "kesu_protocol.py").stat().st_mode) == 0o644
+    assert (gp.parent / "kesu_protocol.py").read_text() == "# the plug-in client\n"
     rc_text = (home / ".config/kritarc").read_text()
     assert rc_text == "[General]\nShowSplash=false\n\n[python]\nenable_kesu=true\nenable_other=true\n"
     cfg = json.loads((home / ".config/kesu/plugin.json").read_text())
@@ -354,11 +318,13 @@ def test_upgrade_in_place_and_first_state_kept(tmp_path: Path, source: Path) -> 
     s = linux(home, apps={"krita:native"})
     assert run(s, "--source", str(source), "--skip-engine", "--host", "krita")[0] == 0
     # a new version drops a file and changes another
-    (source / "krita_plugin/kesu/kesu_protocol.py").unlink()
+    (source / "krita_plugin/kesu/actions.py").unlink()
     (source / "krita_plugin/kesu/__init__.py").write_text("# v2\n")
+    (source / "engine/protocol.py").write_text("# client v2\n")
     assert run(s, "--source", str(source), "--skip-engine", "--host", "krita")[0] == 0
     pk = home / ".local/share/krita/pykrita/kesu"
-    assert sorted(p.name for p in pk.iterdir()) == ["__init__.py"]
+    assert sorted(p.name for p in pk.iterdir()) == ["__init__.py", "kesu_protocol.py"]
+    assert (pk / "kesu_protocol.py").read_text() == "# client v2\n"
     assert (pk / "__init__.py").read_text() == "# v2\n"
     assert not list(pk.parent.glob(".*kesu-new*"))  # no leftovers of the swap
     assert run(s, "--uninstall")[0] == 0
@@ -452,6 +418,12 @@ def test_missing_plugin_source_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     rc, _, err = run(linux(tmp_path), "--source", str(tmp_path / "empty"), "--skip-engine", "--host", "krita")
     assert rc == 1 and "kesu.desktop is missing" in err and "complete Kesu checkout" in err
+
+
+def test_a_checkout_without_the_plug_in_client_is_a_clear_error(tmp_path: Path, source: Path) -> None:
+    (source / "engine/protocol.py").unlink()
+    rc, _, err = run(linux(tmp_path / "home"), "--source", str(source), "--skip-engine", "--host", "gimp")
+    assert rc == 1 and "protocol.py is missing" in err and "complete Kesu checkout" in err
 
 
 # ---------------------------------------------------------------------------------------------- engine step

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import load_plugin_client
+
 PKG_DIR = Path(__file__).resolve().parents[2] / "krita_plugin" / "kesu"
 PKG_NAME = "kesu_krita_under_test"
 
@@ -25,6 +27,8 @@ def load_kesu():
                                                   submodule_search_locations=[str(PKG_DIR)])
     mod = importlib.util.module_from_spec(spec)
     sys.modules[PKG_NAME] = mod
+    # the installer copies the plug-in client into the package as kesu_protocol.py: load the one source there
+    mod.kesu_protocol = load_plugin_client(f"{PKG_NAME}.kesu_protocol")
     spec.loader.exec_module(mod)
     return mod
 

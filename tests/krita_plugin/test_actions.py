@@ -9,7 +9,8 @@ from tests.krita_plugin.conftest import kesu_module
 actions = kesu_module("actions")
 px = kesu_module("pixels")
 st = kesu_module("settings")
-ProtocolError = kesu_module("kesu_protocol").ProtocolError
+proto = kesu_module("kesu_protocol")
+ProtocolError = proto.ProtocolError
 
 W, H = 6, 4
 # a white 6x4 BGRA page with two dark "text" pixels at (1, 1) and (4, 2)
@@ -125,7 +126,7 @@ def test_inpaint_with_selection_fills_exactly_the_selection():
 def test_inpaint_without_selection_uses_the_painted_text_mask_grown_by_the_engine():
     painted_mask = bytearray(W * H)
     painted_mask[2 * W + 4] = 255  # the user kept only one of the two text pixels
-    painted = px.mask_to_layer(bytes(painted_mask), "BGRA")
+    painted = proto.mask_to_layer(bytes(painted_mask), "BGRA")
     doc = FakeDoc(painted=painted)
     _, _, names, client = run("inpaint", doc)
     assert client.calls[0]["op"] == "clean" and client.calls[0]["mask"] == bytes(painted_mask)
@@ -201,17 +202,6 @@ def test_grey_layers_go_as_la():
 
     run("detect", doc, GreyClient())
     mask_layer = doc.layers[0][2]
-    assert px.layer_to_mask(mask_layer, "LA") == bytes(255 if (i % W, i // W) in TEXT else 0 for i in range(W * H))
+    assert proto.layer_to_mask(mask_layer, "LA") == bytes(255 if (i % W, i // W) in TEXT else 0 for i in range(W * H))
 
 
-def test_pick_source_skips_kesu_layers():
-    names = ["Page", "Text Mask", "Cleaned"]
-    assert actions.pick_source_index(names, 2) == 0
-    assert actions.pick_source_index(names, 1) == 0
-    assert actions.pick_source_index(names, 0) == 0
-    assert actions.pick_source_index(["Text Mask"], 0) == 0
-
-
-def test_clip_to_mask():
-    pixels = bytes(range(1, 9))  # two BGRA pixels
-    assert actions.clip_to_mask(pixels, "BGRA", bytes([0, 255])) == bytes([0, 0, 0, 0, 5, 6, 7, 8])

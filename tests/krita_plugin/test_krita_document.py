@@ -91,6 +91,27 @@ def test_layers_go_directly_above_the_source_and_cleaned_above_the_mask(fake_kri
     assert again.text_mask_pixels(px.Rect(0, 0, 4, 3)) == bytes(48)
 
 
+def test_the_layer_rules_are_the_gimp_plugins(fake_krita):
+    """kesu_protocol's rules: a renamed "Text Mask #2" counts, and a Kesu layer with no page below is refused."""
+    kd = kesu_module("krita_document")
+    actions = kesu_module("actions")
+    px = kesu_module("pixels")
+    doc, page = setup_doc(fake_krita)
+    mask = fake_krita.Node("Text Mask #2", rect=(0, 0, 4, 3), pixels=bytes(range(48)))
+    doc.rootNode().addChildNode(mask, page)
+    doc.setActiveNode(mask)
+    adapter = kd.KritaDocument(fake_krita._Krita.instance())
+    assert adapter.source().name == "Page"
+    assert adapter.text_mask_pixels(px.Rect(0, 0, 4, 3)) == bytes(range(48))
+    lone = fake_krita.Document(8, 6, "RGBA", "U8")
+    only_mask = fake_krita.Node("Text Mask", rect=(0, 0, 4, 3), pixels=bytes(48))
+    lone.rootNode().addChildNode(only_mask, None)
+    lone.setActiveNode(only_mask)
+    fake_krita._Krita._app = fake_krita.App([lone])
+    with pytest.raises(actions.UserError, match="no other layer below it"):
+        kd.KritaDocument(fake_krita._Krita.instance()).source()
+
+
 def test_failed_pixel_write_removes_the_new_layer(fake_krita):
     kd = kesu_module("krita_document")
     doc, page = setup_doc(fake_krita)

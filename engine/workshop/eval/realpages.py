@@ -9,8 +9,6 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.errors import InputError
-
 Box = tuple[int, int, int, int]  # (y0, x0, y1, x1), end-exclusive
 
 
@@ -104,9 +102,3 @@ def erase_gutter_credits(grey: np.ndarray) -> np.ndarray:
 def sickzil_pairs(root: Path) -> list[tuple[Path, Path]]:
     folder = root / "sickzil-pairs"
     return [(p, p.with_name(p.name.replace("_orig", "_diffmask"))) for p in sorted(folder.glob("*_orig.png"))]
-
-
-def require(root: Path | None) -> Path:
-    if root is None or not root.is_dir():
-        raise InputError("the real evaluation pages were not found: pass --realpages DIR or set KESU_REALPAGES")
-    return root

@@ -114,9 +114,6 @@ FONT_TABLE: tuple[FontSpec, ...] = (
     _t("opentype/kaushanscript/KaushanScript-Regular.otf", "fonts-kaushanscript", "en", "brush"),
 )
 
-SCRIPTS = ("ja", "ko", "zh", "en")
-
-
 @functools.cache
 def available(script: str, categories: tuple[str, ...] | None = None) -> tuple[FontSpec, ...]:
     """The installed fonts for ``script`` (optionally only these categories), in table order."""
@@ -136,7 +133,7 @@ def available(script: str, categories: tuple[str, ...] | None = None) -> tuple[F
 
 @functools.lru_cache(maxsize=512)
 def load(spec: FontSpec, size: int) -> ImageFont.FreeTypeFont:
-    """The font at ``size`` px (cached: loading a CJK face costs 5-20 ms)."""
+    """The font at ``size`` px (cached: loading a CJK face is slow)."""
     return ImageFont.truetype(
         spec.path, max(4, int(size)), index=spec.index, layout_engine=ImageFont.Layout.RAQM
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from engine.allocator import keep_freed_memory
 from engine.errors import EngineError
+from engine.workshop.train.common import STATE_ROOT
 
 
 def _log(message: str) -> None:
@@ -19,7 +20,7 @@ def train_main(args) -> int:
         from engine.workshop.train import textseg as trainer
     else:
         from engine.workshop.train import inpaint as trainer  # type: ignore[no-redef]
-    run_dir = trainer.default_run_dir(args.run)
+    run_dir = STATE_ROOT / args.role / args.run
     if args.release:
         if not getattr(args, "release_dir", None):
             raise EngineError("--release needs --release-dir DIR: a candidate folder to evaluate with "

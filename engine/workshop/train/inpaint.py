@@ -23,7 +23,6 @@ from engine.models import build_model
 from engine.pipeline.smooth_fill import smooth_fill
 from engine.workshop.eval.metrics import mean_abs_error, psnr
 from engine.workshop.train.common import (
-    STATE_ROOT,
     RealArt,
     init_from_weights,
     resolve_config,
@@ -228,10 +227,6 @@ def train(run_dir: Path, cfg: InpaintConfig | None, minutes: float | None, log=p
 
     return run_loop(run_dir, cfg, model, optimizer, next_batch, compute_loss, lambda: validate(model, val), info,
                     minutes, log)
-
-
-def default_run_dir(name: str) -> Path:
-    return STATE_ROOT / "inpaint" / name
 
 
 CONFIG_CLASS = InpaintConfig

@@ -20,7 +20,6 @@ from engine.pipeline.detect import predict_probability, to_grey
 from engine.workshop.eval.metrics import MaskCounts
 from engine.workshop.eval.realpages import erase_gutter_credits
 from engine.workshop.train.common import (
-    STATE_ROOT,
     RealArt,
     load_imagenet_mobilenet_v2,
     resolve_config,
@@ -232,10 +231,6 @@ def train(run_dir: Path, cfg: TextSegConfig | None, minutes: float | None, log=p
 
     return run_loop(run_dir, cfg, model, optimizer, next_batch, compute_loss,
                     lambda: validate(model, val_pages), info, minutes, log)
-
-
-def default_run_dir(name: str) -> Path:
-    return STATE_ROOT / "textseg" / name
 
 
 CONFIG_CLASS = TextSegConfig

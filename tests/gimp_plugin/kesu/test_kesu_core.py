@@ -17,9 +17,9 @@ def test_settings_defaults_match_the_engine_defaults():
     assert (s.grow_px, s.threshold) == (CleanOptions().grow_px, CleanOptions().threshold)
 
 
-@pytest.mark.parametrize("kw", [{"grow_px": -1}, {"grow_px": 65}, {"threshold": 0.0}, {"threshold": 0.99}])
+@pytest.mark.parametrize("kw", [{"grow_px": -1}, {"grow_px": 65}, {"threshold": 0.0}, {"threshold": 0.995}])
 def test_settings_out_of_range_say_the_range(kw):
-    with pytest.raises(KesuError, match="must be between"):
+    with pytest.raises(KesuError, match="must be .* between"):
         Settings(**kw)
 
 
@@ -74,43 +74,6 @@ def test_relative_to():
     assert Rect(110, 60, 5, 6).relative_to(Rect(100, 50, 400, 300)) == Rect(10, 10, 5, 6)
 
 
-# ------------------------------------------------------------------------------------------- pixel bytes
-def test_binarize_threshold_is_half():
-    assert core.binarize(bytes([0, 1, 127, 128, 200, 255])) == bytes([0, 0, 0, 255, 255, 255])
-
-
-def test_mask_from_rgba_layer_reads_alpha_only():
-    # colour is irrelevant (the user may paint in any colour); alpha >= 128 is text
-    rgba = bytes([255, 0, 0, 255, 0, 0, 0, 0, 9, 9, 9, 128, 255, 255, 255, 127])
-    assert core.mask_from_rgba_layer(rgba) == bytes([255, 0, 255, 0])
-
-
-def test_mask_to_rgba_round_trips():
-    mask = bytes([0, 255, 0, 1, 255])
-    rgba = core.mask_to_rgba(mask, (10, 20, 30))
-    assert rgba == bytes([0, 0, 0, 0, 10, 20, 30, 255, 0, 0, 0, 0, 10, 20, 30, 255, 10, 20, 30, 255])
-    assert core.mask_from_rgba_layer(rgba) == bytes([0, 255, 0, 255, 255])
-
-
-def test_alpha_of_refuses_partial_pixels():
-    with pytest.raises(ValueError):
-        core.alpha_of(b"\x00" * 5)
-
-
-def test_mask_and_and_clip():
-    assert core.mask_and(bytes([0, 255, 255, 0]), bytes([255, 255, 0, 0])) == bytes([0, 255, 0, 0])
-    rgba = bytes([1, 2, 3, 4, 5, 6, 7, 8])
-    assert core.clip_rgba(rgba, bytes([0, 255])) == bytes([0, 0, 0, 0, 5, 6, 7, 8])
-    with pytest.raises(ValueError):
-        core.mask_and(bytes(2), bytes(3))
-
-
-def test_count_set_and_crop():
-    assert core.count_set(bytes([0, 3, 0, 255])) == 2
-    img = bytes(range(4 * 3 * 2))            # 4x3, 2 bytes per pixel
-    assert core.crop(img, 4, 2, Rect(1, 1, 2, 2)) == bytes([10, 11, 12, 13, 18, 19, 20, 21])
-
-
 # ------------------------------------------------------------------------------------------------ planning
 def test_plan_inpaint():
     assert core.plan_inpaint(True, True) == ("selection", "inpaint")          # a selection wins
@@ -143,13 +106,6 @@ def test_source_index_skips_kesu_layers():
     assert core.source_index(["Text Mask #1", "Page"], 0) == 1
     with pytest.raises(KesuError, match="no page below"):
         core.source_index(["Background", "Text Mask"], 1)
-
-
-def test_text_mask_index_finds_the_pages_own_mask():
-    assert core.text_mask_index(["Cleaned", "Text Mask", "Background"], 2) == 1
-    assert core.text_mask_index(["Text Mask", "Cleaned", "Background"], 2) == 0
-    assert core.text_mask_index(["Text Mask", "Other", "Background"], 2) is None   # not through other layers
-    assert core.text_mask_index(["Background"], 0) is None
 
 
 # -------------------------------------------------------------------------------------------------- engine
