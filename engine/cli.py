@@ -258,7 +258,32 @@ def _mask_image(mask):
 
 def clean_outputs(args, job: Job) -> list[Path]:
     """The files ``clean`` writes for a page, in the order ``clean_page`` returns them."""
-    return outputs_with(Path(args.output), ".png", ".mask.png" if args.save_mask else None)(job)
+    out_dir = Path(args.output)
+    paths = []
+    if args.psd:
+        paths.append(_psd_path(args, out_dir, job))
+    if _writes_png(args):
+        paths.append(output_path(out_dir, job, ".png"))
+    if args.save_mask:
+        paths.append(output_path(out_dir, job, ".mask.png"))
+    return paths
+
+
+def _writes_png(args) -> bool:
+    return args.png or not args.psd
+
+
+def _psd_path(args, out_dir: Path, job: Job) -> Path:
+    """``<stem>.psd``, or ``<stem>.psb`` (said unless --quiet) for a page over the PSD format's 30000 px a side."""
+    from engine.imageio import peek_image
+    from engine.psd import PSD_MAX_SIDE, file_suffix
+
+    header = peek_image(job.source)
+    path = output_path(out_dir, job, ".psd" if header is None else file_suffix(header[0], header[1]))
+    if path.suffix == ".psb" and not args.quiet:
+        print(f"kesu: {job.source}: {header[0]}x{header[1]} is over the PSD format's {PSD_MAX_SIDE} px a side, so "
+              f"{path.name} is a PSB (Photoshop's large document format)", file=sys.stderr)
+    return path
 
 
 def clean_page(engine, args, data: bytes, name: str, frame: int = 0) -> list[bytes]:
@@ -270,15 +295,39 @@ def clean_page(engine, args, data: bytes, name: str, frame: int = 0) -> list[byt
 
     rgb, alpha = decode_image(data, name, frame)
     result = engine.clean(rgb, _options(args))
-    files = [png_bytes(to_pil(result.image, alpha))]
+    files = []
+    if args.psd:
+        files.append(_psd_bytes(data, name, rgb, alpha, result))
+    if _writes_png(args):
+        files.append(png_bytes(to_pil(result.image, alpha)))
     if args.save_mask:
         files.append(png_bytes(_mask_image(result.text_mask)))
     return files
 
 
+def _psd_bytes(data: bytes, name: str, rgb, alpha, result) -> bytes:
+    """The layered Photoshop file of a cleaned page (engine/psd.py); a grey page's is a greyscale document."""
+    import io
+
+    from engine.imageio import GREY_MODES, peek_image
+    from engine.psd import TEXT_MASK_LAYER, layered_document
+
+    header = peek_image(data)
+    grey = header is not None and header[2] in GREY_MODES
+    document = layered_document(rgb, alpha, result.image, result.grown_mask, {TEXT_MASK_LAYER: result.text_mask},
+                                page_name=Path(name).name, grey=grey)
+    buffer = io.BytesIO()
+    document.write(buffer)
+    return buffer.getvalue()
+
+
 def cmd_clean(args) -> int:
     from engine.imageio import read_image_bytes, save_files_atomic
 
+    if args.psd:
+        from engine.psd import require_psd_tools
+
+        require_psd_tools()  # before the models load or a cluster starts: say at once what to install
     def outputs(job):
         return clean_outputs(args, job)
 
@@ -454,9 +503,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"kesu {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("clean", help="detect and erase the text: DIR/<stem>.png", epilog=PAGES_EPILOG)
+    p = sub.add_parser("clean", help="detect and erase the text: DIR/<stem>.png (or a layered .psd)",
+                       epilog=PAGES_EPILOG)
     _add_page_arguments(p, None)
     p.add_argument("--save-mask", action="store_true", help="also write DIR/<stem>.mask.png (the text mask)")
+    p.add_argument("--psd", action="store_true",
+                   help="write DIR/<stem>.psd instead of the PNG: a layered Photoshop file with the page, a hidden "
+                        '"Text Mask" and "Cleaned" (only the changed pixels); a page over 30000 px a side is '
+                        "written as <stem>.psb. Needs the psd-tools package (the kesu[psd] extra)")
+    p.add_argument("--png", action="store_true", help="with --psd: write the cleaned PNG as well")
     p.add_argument("--ray", metavar="ADDRESS",
                    help="spread the pages over a Ray cluster: auto (the one `ray start` made), ray://HOST:10001, "
                         "HOST:PORT, or local (start one on this machine); needs kesu[cluster] (docs/cluster.md)")

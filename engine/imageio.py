@@ -98,6 +98,19 @@ def decode_image(data: bytes, name: str, frame: int = 0) -> tuple[np.ndarray, np
         Image.MAX_IMAGE_PIXELS = old_limit
 
 
+GREY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+
+
+def peek_image(source: str | os.PathLike | bytes) -> tuple[int, int, str] | None:
+    """(width, height, Pillow mode) from an image file's header (a path, or the file's bytes) without decoding
+    it; None if it cannot be read (``load_image``/``decode_image`` then say why)."""
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
+            return img.size[0], img.size[1], img.mode
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+
+
 def _check_size(size: tuple[int, int], name: str) -> None:
     check_page_size(size[0], size[1], name)
 

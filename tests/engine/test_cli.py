@@ -352,3 +352,127 @@ def test_the_help_says_what_happens_to_frames():
 
     help_text = build_parser()._subparsers._group_actions[0].choices["clean"].format_help()
     assert "multi-page TIFF" in help_text and "<stem>-001.png" in help_text
+
+
+# ------------------------------------------------------------------------------------- clean --psd
+def _noisy_page(path, size=(40, 32), seed=0, mode="RGB"):
+    rng = np.random.default_rng(seed)
+    channels = {"RGB": 3, "RGBA": 4, "L": 1}[mode]
+    arr = rng.integers(0, 256, (size[1], size[0], channels), dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr[:, :, 0] if mode == "L" else arr, mode).save(path)
+    return path
+
+
+def test_clean_psd_layers_and_merged_image_match_the_png_and_mask(tmp_path, weights):
+    pytest.importorskip("psd_tools")
+    from psd_tools import PSDImage
+
+    page = _noisy_page(tmp_path / "p.png", mode="RGBA")
+    out = tmp_path / "out"
+    assert main(["clean", str(page), "-o", str(out), "--weights-dir", weights, "-q", "--psd", "--png",
+                 "--save-mask"]) == 0
+    doc = PSDImage.open(out / "p.psd")
+    assert [(layer.name, layer.visible) for layer in doc] == [("p.png", True), ("Text Mask", False),
+                                                             ("Cleaned", True)]
+    source = np.asarray(Image.open(page))
+    png = np.asarray(Image.open(out / "p.png"))
+    mask = np.asarray(Image.open(out / "p.mask.png")) > 0
+    np.testing.assert_array_equal(np.asarray(doc[0].topil()), source)          # the page, alpha kept
+    np.testing.assert_array_equal(np.asarray(doc[1].topil())[:, :, 3] > 0, mask)
+    cleaned = np.asarray(doc[2].topil())
+    changed = cleaned[:, :, 3] > 0
+    assert changed.any()
+    np.testing.assert_array_equal(cleaned[changed], png[changed])              # the cleaned colour, alpha kept
+    # unchanged: pixels the engine left alone, and fully transparent ones (which the plug-ins never change)
+    assert ((png == source).all(axis=2) | (source[:, :, 3] == 0))[~changed].all()
+    merged = np.asarray(doc.topil())                                           # read back un-matted
+    opaque = png[:, :, 3] == 255
+    np.testing.assert_array_equal(merged[opaque], png[opaque])
+
+
+def test_clean_psd_alone_skip_and_overwrite(tmp_path, weights, capsys):
+    pytest.importorskip("psd_tools")
+    page = _noisy_page(tmp_path / "p.png")
+    out = tmp_path / "out"
+    args = ["clean", str(page), "-o", str(out), "--weights-dir", weights, "--psd"]
+    assert main(args) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["p.psd"]   # no PNG, no temporary file left
+    (out / "p.psd").write_bytes(b"sentinel")
+    assert main(args) == 0
+    assert (out / "p.psd").read_bytes() == b"sentinel"
+    assert "1 skipped" in capsys.readouterr().err
+    assert main(args + ["--png"]) == 0                          # the PNG is missing: the page is redone
+    assert sorted(p.name for p in out.iterdir()) == ["p.png", "p.psd"]
+    assert (out / "p.psd").read_bytes()[:4] == b"8BPS"
+
+
+def test_clean_psd_of_a_grey_page_is_a_grey_document(tmp_path, weights):
+    pytest.importorskip("psd_tools")
+    from psd_tools import PSDImage
+    from psd_tools.constants import ColorMode
+
+    page = _noisy_page(tmp_path / "g.png", mode="L")
+    out = tmp_path / "out"
+    assert main(["clean", str(page), "-o", str(out), "--weights-dir", weights, "-q", "--psd", "--png"]) == 0
+    doc = PSDImage.open(out / "g.psd")
+    assert doc.color_mode == ColorMode.GRAYSCALE and doc.channels == 1
+    np.testing.assert_array_equal(np.asarray(doc[0].topil())[:, :, 0], np.asarray(Image.open(page)))
+    png = np.asarray(Image.open(out / "g.png")).astype(np.uint32)
+    grey = (png[:, :, 0] * 299 + png[:, :, 1] * 587 + png[:, :, 2] * 114 + 500) // 1000
+    np.testing.assert_array_equal(np.asarray(doc.topil()), grey)
+
+
+def test_clean_psd_recursive_and_a_bad_page_among_good_ones(tmp_path, weights, capsys):
+    pytest.importorskip("psd_tools")
+    _noisy_page(tmp_path / "book" / "ch1" / "01.png")
+    (tmp_path / "book" / "ch1" / "02.png").write_text("not an image")
+    _noisy_page(tmp_path / "book" / "ch2" / "01.png")
+    out = tmp_path / "out"
+    assert main(["clean", str(tmp_path / "book"), "-r", "-o", str(out), "--weights-dir", weights, "--psd"]) == 1
+    assert "02.png: not an image" in capsys.readouterr().err
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
+        "ch1/01.psd", "ch2/01.psd"]
+
+
+def test_clean_psd_over_the_psd_limit_writes_a_psb_and_says_so(tmp_path, weights, capsys, monkeypatch):
+    pytest.importorskip("psd_tools")
+    import engine.psd
+
+    monkeypatch.setattr(engine.psd, "PSD_MAX_SIDE", 35)   # the 40 px wide page stands for a 30001 px strip
+    page = _noisy_page(tmp_path / "strip.png")
+    out = tmp_path / "out"
+    assert main(["clean", str(page), "-o", str(out), "--weights-dir", weights, "--psd"]) == 0
+    assert "strip.psb is a PSB" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["strip.psb"]
+    assert (out / "strip.psb").read_bytes()[:6] == b"8BPS\x00\x02"
+
+
+def test_clean_psd_failing_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path, weights, capsys,
+                                                                           monkeypatch):
+    pytest.importorskip("psd_tools")
+    import engine.psd
+
+    page = _noisy_page(tmp_path / "p.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "p.psd").write_bytes(b"the old file")
+
+    def broken(*args, **kwargs):
+        raise engine.psd.InputError("p.png: the layered file could not be built")
+
+    monkeypatch.setattr(engine.psd, "layered_document", broken)
+    assert main(["clean", str(page), "-o", str(out), "--weights-dir", weights, "--psd", "--overwrite"]) == 1
+    assert "could not be built" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["p.psd"]
+    assert (out / "p.psd").read_bytes() == b"the old file"
+
+
+def test_clean_psd_without_psd_tools_names_the_install_command_first(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "psd_tools", None)  # as if not installed
+    page = _noisy_page(tmp_path / "p.png")
+    # no weights either: the missing package is reported before any model loads
+    rc = main(["clean", str(page), "-o", str(tmp_path / "out"), "--weights-dir", str(tmp_path / "none"), "--psd"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "-m pip install 'psd-tools" in err and "kesu[psd]" in err
+    assert "weights" not in err and not (tmp_path / "out").exists()

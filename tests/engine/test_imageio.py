@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from engine.errors import InputError
-from engine.imageio import MAX_PIXELS, load_image, load_mask, normalise
+from engine.imageio import GREY_MODES, MAX_PIXELS, load_image, load_mask, normalise, peek_image
 
 
 def _save(tmp_path, img, name="page.png", **kwargs):
@@ -149,3 +149,18 @@ def test_frames_after_the_first_are_read(tmp_path):
     assert [int(load_image(path, i)[0][0, 0, 0]) for i in range(3)] == [10, 20, 30]
     with pytest.raises(InputError, match="no frame 4"):
         load_image(path, 3)
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "I;16", "RGB", "RGBA", "P"])
+def test_peek_image_reads_size_and_mode_without_decoding(tmp_path, mode):
+    path = tmp_path / "p.png"
+    Image.new(mode, (7, 5)).save(path)
+    assert peek_image(path) == (7, 5, mode) == peek_image(path.read_bytes())
+    assert (mode in GREY_MODES) == (mode in ("L", "LA", "I;16"))
+
+
+def test_peek_image_of_a_file_that_is_no_image_is_none(tmp_path):
+    (tmp_path / "x.png").write_text("not an image")
+    assert peek_image(tmp_path / "x.png") is None
+    assert peek_image(tmp_path / "missing.png") is None
+
