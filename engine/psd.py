@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from engine.errors import InputError
+from engine.protocol import CLEANED_LAYER, MASK_GREY, MASK_RGB, TEXT_MASK_LAYER  # noqa: F401  (the plug-ins')
 
 if TYPE_CHECKING:
     from psd_tools.psd import PSD
@@ -29,12 +30,6 @@ if TYPE_CHECKING:
 PSD_REQUIREMENT = "psd-tools>=1.26,<2"
 PSD_MAX_SIDE = 30_000   # the PSD format's limit; beyond it the file is a PSB
 PSB_MAX_SIDE = 300_000  # the PSB format's limit
-# what the plug-ins' "Text Mask" layer shows (krita_plugin/kesu/pixels.py): a clear red on colour documents, mid
-# grey on grey ones
-MASK_RGB = (255, 0, 0)
-MASK_GREY = 128
-CLEANED_LAYER = "Cleaned"
-TEXT_MASK_LAYER = "Text Mask"
 MAX_NAME_CHARS = 255  # a layer name's limit in the format
 ROWS_PER_BAND = 1024  # rows converted at a time where a conversion needs wider integers (bounds memory)
 

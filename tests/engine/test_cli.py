@@ -402,7 +402,10 @@ def test_clean_psd_alone_skip_and_overwrite(tmp_path, weights, capsys):
     assert main(args) == 0
     assert (out / "p.psd").read_bytes() == b"sentinel"
     assert "1 skipped" in capsys.readouterr().err
-    assert main(args + ["--png"]) == 0                          # the PNG is missing: the page is redone
+    # asking for the PNG too: a page's outputs are all or none, so the lone PSD needs --overwrite
+    assert main(args + ["--png"]) == 1
+    assert "p.psd already there but not p.png" in capsys.readouterr().err
+    assert main(args + ["--png", "--overwrite"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["p.png", "p.psd"]
     assert (out / "p.psd").read_bytes()[:4] == b"8BPS"
 

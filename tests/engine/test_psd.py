@@ -11,14 +11,12 @@ import pytest
 
 from engine import psd
 from engine.errors import InputError
+from engine.protocol import mask_to_layer
 from engine.server import result_pixels
-from tests.krita_plugin.conftest import kesu_module
 
 psd_tools = pytest.importorskip("psd_tools", reason="psd-tools (the kesu[psd] extra) is not installed")
 from psd_tools import PSDImage  # noqa: E402
 from psd_tools.constants import ColorMode  # noqa: E402
-
-plugin_pixels = kesu_module("pixels")
 
 
 def _page(rng, h=37, w=53, alpha=False):
@@ -64,12 +62,11 @@ def _pixels(layer) -> np.ndarray:
 
 
 def _plugin_mask_layer(mask: np.ndarray, grey: bool) -> np.ndarray:
-    """The plug-ins' "Text Mask" pixels (krita_plugin/kesu/pixels.py) as RGBA or LA."""
+    """The plug-ins' "Text Mask" pixels (engine.protocol.mask_to_layer, the plug-ins' shared client) as RGBA or
+    LA."""
     h, w = mask.shape
-    raw = plugin_pixels.mask_to_layer((mask * 255).astype(np.uint8).tobytes(), "LA" if grey else "BGRA")
-    if grey:
-        return np.frombuffer(raw, np.uint8).reshape(h, w, 2)
-    return np.frombuffer(raw, np.uint8).reshape(h, w, 4)[:, :, [2, 1, 0, 3]]
+    raw = mask_to_layer((mask * 255).astype(np.uint8).tobytes(), "LA" if grey else "RGBA")
+    return np.frombuffer(raw, np.uint8).reshape(h, w, 2 if grey else 4)
 
 
 def _plugin_cleaned_layer(cleaned, grown, alpha, grey):
