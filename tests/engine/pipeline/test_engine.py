@@ -234,9 +234,9 @@ def test_a_thin_strip_is_detected_in_few_long_lying_windows(monkeypatch):
 
     def fake_predict(model, grey, bfloat16=False):
         windows.append(grey.shape)
-        return np.full(grey.shape, 0.25, np.float32)
+        return np.full((*grey.shape, 1), 0.25, np.float32)  # one kind of text
 
-    monkeypatch.setattr(detect, "predict_probability", fake_predict)
+    monkeypatch.setattr(detect, "predict_probabilities", fake_predict)
     strip = np.full((100_000, 3, 3), 200, np.uint8)  # 3 px wide, 100,000 tall
     prob = detect.detect_probability(None, strip, bfloat16=False)
     assert prob.shape == (100_000, 3) and (prob == 0.25).all()
