@@ -23,6 +23,8 @@ OWN_SUFFIXES = (".mask.png", ".prob.png")
 MULTI_FRAME_SUFFIXES = {".tif", ".tiff", ".gif", ".png", ".webp"}
 FRAMES_HELP = ("A file with several frames (a multi-page TIFF, an animated GIF, PNG or WebP) is one page per "
                "frame: DIR/<stem>-001.png, <stem>-002.png and so on.")
+# --text: the kinds of text a user picks (engine.pipeline.TEXT_CHOICES; named here so --help needs no torch)
+TEXT_CHOICE_NAMES = ("dialogue", "sfx", "all")
 
 
 @dataclass(frozen=True)
@@ -236,7 +238,7 @@ def _engine(args, roles):
 
 
 def _options(args):
-    from engine.pipeline import CleanOptions
+    from engine.pipeline import TEXT_CHOICES, CleanOptions
 
     values = {}
     for name in ("threshold", "grow_px", "detect_short_side"):
@@ -247,6 +249,9 @@ def _options(args):
         values["allow_bfloat16"] = False
     if getattr(args, "no_repeat_fill", False):
         values["use_repeat_fill"] = False
+    text = getattr(args, "text", None)
+    if text is not None:
+        values["text_kinds"] = TEXT_CHOICES[text]
     return CleanOptions(**values)
 
 
@@ -344,22 +349,39 @@ def cmd_clean(args) -> int:
     return run_pages(args, outputs, run_in_turn(work), "clean")
 
 
+def kind_mask_suffixes(text: str) -> dict[str, str]:
+    """``--save-kinds``: the output suffix of each kind's own mask, except the kind ``<stem>.mask.png`` already
+    is (with the default --text dialogue: only the sound effects' mask)."""
+    from engine.pipeline import TEXT_CHOICES
+
+    shown = TEXT_CHOICES[text]
+    return {kinds[0]: f".{choice}.mask.png" for choice, kinds in TEXT_CHOICES.items()
+            if len(kinds) == 1 and kinds != shown}
+
+
 def cmd_detect(args) -> int:
     import numpy as np
     from PIL import Image
 
     from engine.imageio import load_image, save_pngs_atomic
-    from engine.pipeline import tight_mask
+    from engine.pipeline import TEXT_KINDS, tight_mask, union
 
     engine, options = _engine(args, ("textseg",)), _options(args)
-    outputs = outputs_with(Path(args.output), ".mask.png", ".prob.png" if args.prob else None)
+    extra_kinds = kind_mask_suffixes(args.text) if args.save_kinds else {}
+    outputs = outputs_with(Path(args.output), ".mask.png", *extra_kinds.values(), ".prob.png" if args.prob else None)
 
     def work(job, paths):
         rgb, _ = load_image(job.source, job.frame)
-        prob = engine.detect(rgb, options)
-        images = [_mask_image(tight_mask(prob, rgb, options))]
+        prob = engine.detect_kinds(rgb, options)
+        empty = np.zeros(rgb.shape[:2], bool)
+        wanted = set(options.text_kinds) | set(extra_kinds)
+        masks = {k: tight_mask(prob[k], rgb, options) if k in prob else empty for k in TEXT_KINDS if k in wanted}
+        images = [_mask_image(union([masks[k] for k in options.text_kinds], rgb.shape[:2]))]
+        images += [_mask_image(masks[kind]) for kind in extra_kinds]
         if args.prob:
-            images.append(Image.fromarray(np.rint(prob * 255).astype(np.uint8), "L"))
+            chosen = [prob[k] for k in options.text_kinds if k in prob]
+            level = np.maximum.reduce(chosen) if chosen else empty.astype(np.float32)
+            images.append(Image.fromarray(np.rint(level * 255).astype(np.uint8), "L"))
         save_pngs_atomic(list(zip(images, paths, strict=True)))
 
     return run_pages(args, outputs, run_in_turn(work), "detect")
@@ -459,6 +481,11 @@ def cmd_eval(args) -> int:
     return _workshop("eval.cli", "eval").eval_main(args)
 
 
+TEXT_HELP = ("which text to {verb}: dialogue = lettering (speech, captions, narration, asides; typeset or "
+             "hand-lettered, also over art with a white outline); sfx = sound effects (drawn, stylised text that is "
+             "part of the artwork); all = both{all}. Default: dialogue (weights that do not tell the two apart call "
+             "all text dialogue)")
+
 FLOAT32_HELP = ("run the networks in float32 even where the processor computes bfloat16 natively (slower; the "
                 "default uses bfloat16 there)")
 
@@ -506,6 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("clean", help="detect and erase the text: DIR/<stem>.png (or a layered .psd)",
                        epilog=PAGES_EPILOG)
     _add_page_arguments(p, None)
+    p.add_argument("--text", choices=TEXT_CHOICE_NAMES, default="dialogue", help=TEXT_HELP.format(verb="erase", all=""))
     p.add_argument("--save-mask", action="store_true", help="also write DIR/<stem>.mask.png (the text mask)")
     p.add_argument("--psd", action="store_true",
                    help="write DIR/<stem>.psd instead of the PNG: a layered Photoshop file with the page, a hidden "
@@ -519,6 +547,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("detect", help="the text mask only: DIR/<stem>.mask.png (255 = text)", epilog=PAGES_EPILOG)
     _add_page_arguments(p, None)
+    p.add_argument("--text", choices=TEXT_CHOICE_NAMES, default="dialogue",
+                   help=TEXT_HELP.format(verb="find", all=" in one mask"))
+    p.add_argument("--save-kinds", action="store_true", dest="save_kinds",
+                   help="also write each other kind's own mask beside it: DIR/<stem>.sfx.mask.png (and, with "
+                        "--text sfx or all, DIR/<stem>.dialogue.mask.png)")
     p.add_argument("--prob", action="store_true", help="also write the probability map DIR/<stem>.prob.png")
     p.set_defaults(func=cmd_detect)
 

@@ -22,13 +22,20 @@ every request has ``"v"`` (PROTOCOL_VERSION), ``"type"`` and ``"token"``.
 Requests (client -> server):
   ping                                   -> {"type": "pong", "protocol", "engine_version", "models", ...}
   status                                 -> same as ping, but does not count as activity for the idle timeout
-  detect | inpaint | clean (+ "id", "width", "height", "channels", "options"; blobs "pixels", optional "mask")
+  detect | inpaint | clean (+ "id", "width", "height", "channels", "options"; blobs "pixels", optional "mask";
+                            optional "text" and "kind_masks", see below)
                                          -> any number of {"type": "progress", "id", "fraction", "message"},
                                             then {"type": "result", ...} or {"type": "error", ...}
   cancel (+ "id")                        sent on the same connection while its job runs
   stop                                   -> {"type": "stopping"}; the server exits after answering
 
 Any request may be answered with {"type": "error", "kind": ..., "message": ...}; ``message`` says what to do.
+
+Kinds of text: a job's ``"text"`` (TEXT_CHOICES) says which text detect finds and clean erases: "dialogue"
+(lettering: speech, captions, narration, asides), "sfx" (sound effects drawn as part of the artwork) or "all";
+a job without it means "dialogue". With ``"kind_masks": true`` the answer of detect (and of clean when it
+detects) also carries each kind's own tight mask as the blobs of KIND_MASK_BLOBS; the blob "mask" stays the
+mask of the kinds asked for. Engines that do not tell the kinds apart call all text dialogue.
 """
 
 from __future__ import annotations
@@ -57,6 +64,9 @@ MAX_PIXELS = 150_000_000            # the same page limit as engine.imageio
 MAX_SIDE = 1 << 20                  # the longest side the engine takes (engine.imageio.MAX_SIDE)
 
 OPS = ("detect", "inpaint", "clean")
+TEXT_CHOICES = ("dialogue", "sfx", "all")
+DEFAULT_TEXT = "dialogue"
+KIND_MASK_BLOBS = {"dialogue": "dialogue_mask", "sfx": "sfx_mask"}
 # bytes per pixel of each channel layout the plug-ins may send (Krita: BGRA; GIMP "R'G'B'A u8": RGBA)
 CHANNELS = {"RGBA": 4, "BGRA": 4, "RGB": 3, "BGR": 3, "L": 1, "LA": 2}
 # the layout of the answer's pixels: the request's order, always with alpha
@@ -584,6 +594,8 @@ class Client:
         options: dict[str, Any] | None = None,
         progress: ProgressCallback | None = None,
         timeout: float = 600,
+        text: str = DEFAULT_TEXT,
+        kind_masks: bool = False,
     ) -> dict[str, Any]:
         """Run one job and wait for it. Blocking; ``progress`` is called at least every HEARTBEAT_S seconds.
 
@@ -597,8 +609,12 @@ class Client:
                 lists the valid ones.
             progress: progress(fraction in [0, 1], message) -> returning False cancels the job.
             timeout: seconds for the whole job.
+            text: the kinds of text detect finds and clean erases: "dialogue", "sfx" or "all".
+            kind_masks: also return each kind's own mask (detect, and clean without a given mask).
 
         Returns {"mask": bytes (width*height, 255 = text, the tight text mask) or None,
+                 "kind_masks": {"dialogue": bytes, "sfx": bytes} (only what the engine answered; {} unless
+                 ``kind_masks``),
                  "pixels": bytes (width*height*len(channels_out)) or None, "channels": channels_out,
                  "width", "height", "stats": {"engine_s", "server_s", ...}}.
         ``pixels`` (inpaint, clean) are in the request's order with alpha ("RGBA", "BGRA"; "L" -> "LA"):
@@ -623,9 +639,13 @@ class Client:
                 f"{len(mask)} bytes of mask for a {width}x{height} image, expected {width * height}", "input")
         if op == "inpaint" and mask is None:
             raise ProtocolError("inpaint needs a mask (select the area to fill first)", "input")
+        if text not in TEXT_CHOICES:
+            raise ProtocolError(f"unknown kind of text {text!r}; valid: {', '.join(TEXT_CHOICES)}", "input")
         job_id = uuid.uuid4().hex
         header = self._request_header(op, id=job_id, width=width, height=height, channels=channels,
-                                      options=dict(options or {}))
+                                      options=dict(options or {}), text=text)
+        if kind_masks:
+            header["kind_masks"] = True
         self._send(header, {"pixels": pixels, "mask": mask})
 
         deadline = time.monotonic() + timeout
@@ -682,6 +702,8 @@ class Client:
                 pixels_out = blobs.get("pixels")
                 return {
                     "mask": bytes(mask_out) if mask_out is not None else None,
+                    "kind_masks": {kind: bytes(blobs[name]) for kind, name in KIND_MASK_BLOBS.items()
+                                   if name in blobs and len(blobs[name]) == width * height},
                     "pixels": bytes(pixels_out) if pixels_out is not None else None,
                     "channels": answer.get("channels"),
                     "width": answer.get("width", width),

@@ -41,14 +41,17 @@ from engine.imageio import check_page_size
 from engine.protocol import (
     AUTH_TIMEOUT_S,
     CHANNELS,
+    DEFAULT_TEXT,
     ENDPOINT_FILE,
     HEARTBEAT_S,
     IO_TIMEOUT_S,
+    KIND_MASK_BLOBS,
     LOCK_FILE,
     MAX_PAYLOAD_BYTES,
     OPS,
     PROTOCOL_VERSION,
     RESULT_CHANNELS,
+    TEXT_CHOICES,
     TOKEN_FILE,
     Client,
     ProtocolError,
@@ -227,6 +230,8 @@ class Job:
     pixels: bytearray
     mask: bytearray | None
     conn: Connection
+    text: str = DEFAULT_TEXT    # the kinds of text to find or erase (engine.protocol.TEXT_CHOICES)
+    kind_masks: bool = False    # also answer each kind's own mask (detect, and clean when it detects)
     received: float = field(default_factory=time.monotonic)
     cancel: threading.Event = field(default_factory=threading.Event)
     cancel_kind: str = "cancelled"
@@ -627,8 +632,17 @@ class Server:
         options = header.get("options") or {}
         if not isinstance(options, dict):
             raise InputError("options must be a JSON object, e.g. {\"threshold\": 0.5}")
+        if "text_kinds" in options:
+            raise InputError(f"say which text to work on in the job's \"text\" field ({', '.join(TEXT_CHOICES)}), "
+                             "not in its options")
+        text = header.get("text", DEFAULT_TEXT)
+        if text not in TEXT_CHOICES:
+            raise InputError(f"unknown kind of text {text!r}; valid: {', '.join(TEXT_CHOICES)}")
+        kind_masks = header.get("kind_masks", False)
+        if not isinstance(kind_masks, bool):
+            raise InputError(f"kind_masks must be true or false, got {kind_masks!r}")
         return Job(id=job_id, op=header["type"], width=width, height=height, channels=channels,
-                   options=options, pixels=pixels, mask=mask, conn=conn)
+                   options=options, pixels=pixels, mask=mask, conn=conn, text=text, kind_masks=kind_masks)
 
     def info(self, **extra: Any) -> dict:
         """What ping and ``kesu serve --status`` show."""
@@ -685,7 +699,8 @@ class Server:
 
     def _execute(self, job: Job) -> tuple[dict, dict]:
         """Run one job on the engine. Returns the result header and blobs."""
-        from engine.pipeline import CleanOptions
+        from engine.pipeline import TEXT_CHOICES as KINDS_OF_CHOICE
+        from engine.pipeline import TEXT_KINDS, CleanOptions, union
 
         conn = job.conn
         last = [0.0, ""]
@@ -705,7 +720,7 @@ class Server:
             return lambda stage, f: progress(stage, lo + (hi - lo) * f)
 
         t0 = time.monotonic()
-        options = CleanOptions.from_dict(job.options)
+        options = CleanOptions.from_dict(dict(job.options, text_kinds=KINDS_OF_CHOICE[job.text]))
         rgb, alpha = pixels_to_rgb(job.pixels, job.width, job.height, job.channels)
         # fully transparent pixels are never text and never change
         visible = None if alpha is None else alpha > 0
@@ -717,9 +732,21 @@ class Server:
         t1 = time.monotonic()
         mask_out = None
         layout = None
+        kinds: dict[str, np.ndarray] = {}
+
+        def detect(stage_progress) -> np.ndarray:
+            """The mask of the kinds asked for; ``kinds`` gets each kind's own when the job asks for them."""
+            found = self.engine.kind_masks(rgb, options, progress=stage_progress,
+                                           kinds=TEXT_KINDS if job.kind_masks else None)
+            if visible is not None:
+                for mask in found.values():
+                    mask &= visible
+            if job.kind_masks:
+                kinds.update(found)
+            return union([found[k] for k in options.text_kinds], rgb.shape[:2])
+
         if job.op == "detect":
-            text = self.engine.text_mask(rgb, options, progress=progress)
-            mask_out = text if visible is None else text & visible
+            mask_out = detect(progress)
         elif job.op == "inpaint":
             assert hole is not None
             if visible is not None:
@@ -729,7 +756,7 @@ class Server:
         else:  # clean
             if hole is None:
                 # detect here rather than inside clean() so transparent pixels leave the mask before it grows
-                hole = self.engine.text_mask(rgb, options, progress=scaled(0.0, 0.6))
+                hole = detect(scaled(0.0, 0.6))
             if visible is not None:
                 hole &= visible
             result = self.engine.clean(rgb, options, text_mask=hole, progress=progress)
@@ -738,13 +765,16 @@ class Server:
         blobs: dict[str, Any] = {}
         if mask_out is not None:
             blobs["mask"] = mask_out.view(np.uint8) * np.uint8(255)
+        choice_of_kind = {ks[0]: c for c, ks in KINDS_OF_CHOICE.items() if len(ks) == 1}  # lettering: dialogue
+        for kind, mask in kinds.items():
+            blobs[KIND_MASK_BLOBS[choice_of_kind[kind]]] = mask.view(np.uint8) * np.uint8(255)
         if job.op != "detect":
             blobs["pixels"], layout = result_pixels(out, region, alpha, job.channels)
         progress("done", 1.0)
         t3 = time.monotonic()
         stats = {"op": job.op, "engine_s": round(t2 - t1, 4), "convert_s": round((t1 - t0) + (t3 - t2), 4)}
         header = {"type": "result", "op": job.op, "width": job.width, "height": job.height,
-                  "channels": layout, "stats": stats}
+                  "channels": layout, "text": job.text, "stats": stats}
         return header, blobs
 
 

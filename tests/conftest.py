@@ -28,18 +28,22 @@ TINY_TEXTSEG = {"in_channels": 1, "width": 0.35, "rfb_channels": 32, "decoder_ch
 TINY_UNET = {"in_channels": 3, "channels": [8, 16, 16], "first_kernel": 3}
 
 
-def make_tiny_weights(folder, seed: int = 0, text_bias: float | None = None):
-    """Write a weights folder with tiny random models. ``text_bias`` forces the detector's output logit."""
+def make_tiny_weights(folder, seed: int = 0, text_bias: float | tuple[float, ...] | None = None,
+                      out_channels: int = 1):
+    """Write a weights folder with tiny random models. ``out_channels``: the detector's kinds of text (1, or 2:
+    lettering and sound effects). ``text_bias`` forces the detector's output logit (one for every channel, or
+    one per channel)."""
     from engine.models import build_model
     from engine.weights import save_weights
 
     torch.manual_seed(seed)
-    seg = build_model("textseg", **TINY_TEXTSEG)
+    kwargs = dict(TINY_TEXTSEG, out_channels=out_channels) if out_channels != 1 else TINY_TEXTSEG
+    seg = build_model("textseg", **kwargs)
     if text_bias is not None:
         with torch.no_grad():
             seg.decoder.head.weight.zero_()
-            seg.decoder.head.bias.fill_(text_bias)
-    save_weights(seg, "textseg", "textseg.tiny.test", "textseg", TINY_TEXTSEG, folder)
+            seg.decoder.head.bias.copy_(torch.as_tensor(text_bias, dtype=torch.float32).expand(out_channels))
+    save_weights(seg, "textseg", "textseg.tiny.test", "textseg", kwargs, folder)
     save_weights(build_model("pconv_unet", **TINY_UNET), "inpaint", "inpaint.tiny.test", "pconv_unet",
                  TINY_UNET, folder)
     return folder

@@ -10,7 +10,10 @@ Building blocks and their papers:
   encoder features, then upsampling to the input size.
 
 Input: float (B, C, H, W), C = 1 (grey) or 3, values in [0, 1]; H and W multiples of ``TextSegNet.stride``.
-Output: logits (B, 1, H, W); ``torch.sigmoid`` gives the text probability.
+Output: logits (B, out_channels, H, W); ``torch.sigmoid`` gives each kind's probability, independently:
+channel 0 = lettering (dialogue, captions, narration, asides: what a translator replaces), channel 1 (when
+``out_channels`` is 2) = sound effects (drawn, stylised text that is part of the artwork). A 1-channel model
+calls all text lettering.
 """
 
 from __future__ import annotations
@@ -180,7 +183,7 @@ class ReceptiveFieldBlock(nn.Module):
 
 
 class DeepLabV3PlusDecoder(nn.Module):
-    def __init__(self, low_channels: int, pooled_channels: int, channels: int = 64):
+    def __init__(self, low_channels: int, pooled_channels: int, channels: int = 64, out_channels: int = 1):
         super().__init__()
         low_out = max(16, channels // 2)
         self.low_project = ConvBNReLU(low_channels, low_out, 1)
@@ -188,7 +191,7 @@ class DeepLabV3PlusDecoder(nn.Module):
             ConvBNReLU(pooled_channels + low_out, channels, 3),
             ConvBNReLU(channels, channels, 3),
         )
-        self.head = nn.Conv2d(channels, 1, 1)
+        self.head = nn.Conv2d(channels, out_channels, 1)
 
     def forward(self, low: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
         up = F.interpolate(pooled, size=low.shape[-2:], mode="bilinear", align_corners=False)
@@ -204,20 +207,31 @@ class TextSegNet(nn.Module):
         width: MobileNetV2 width multiplier (1.0 loads the ImageNet backbone; 0.5 is twice as fast).
         rfb_channels: channels of the pooled features.
         decoder_channels: channels of the decoder.
+        out_channels: 1 (text) or 2 (lettering, sound effects): the kinds of text told apart.
     """
 
     stride = 8
 
     def __init__(
-        self, in_channels: int = 1, width: float = 1.0, rfb_channels: int = 128, decoder_channels: int = 64
+        self,
+        in_channels: int = 1,
+        width: float = 1.0,
+        rfb_channels: int = 128,
+        decoder_channels: int = 64,
+        out_channels: int = 1,
     ):
         super().__init__()
         if in_channels not in (1, 3):
             raise ValueError(f"TextSegNet takes 1 (grey) or 3 (RGB) input channels, got {in_channels}")
+        if out_channels not in (1, 2):
+            raise ValueError(f"TextSegNet gives 1 (text) or 2 (lettering, sound effects) channels, got {out_channels}")
         self.in_channels = in_channels
+        self.out_channels = out_channels
         self.encoder = MobileNetV2Encoder(in_channels, width)
         self.pool = ReceptiveFieldBlock(self.encoder.out_channels, rfb_channels)
-        self.decoder = DeepLabV3PlusDecoder(self.encoder.low_level_channels, rfb_channels, decoder_channels)
+        self.decoder = DeepLabV3PlusDecoder(
+            self.encoder.low_level_channels, rfb_channels, decoder_channels, out_channels
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != self.in_channels:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import numpy as np
 from engine.allocator import keep_freed_memory
 from engine.errors import InputError
 from engine.pipeline import masks
-from engine.pipeline.detect import detect_probability, to_grey, working_scale
+from engine.pipeline.detect import detect_probabilities, to_grey, working_scale
 from engine.pipeline.fill import FlatFillOptions, flat_fill
 from engine.pipeline.inpaint import inpaint as inpaint_holes
 from engine.pipeline.repeat_fill import repeat_fill
@@ -27,6 +27,14 @@ from engine.protocol import OPTION_LIMITS, option_problem
 
 Progress = Callable[[str, float], None]
 StageTimer = Callable[[str, float], None]  # (stage name, seconds), called as each stage ends
+
+# The kinds of text the detector tells apart, in the order of its output channels. A model with one channel
+# calls everything it finds lettering.
+#   lettering: dialogue, captions, narration, asides, typeset or hand-lettered, also over art with a white outline
+#   sfx: sound effects, drawn and stylised text that is part of the artwork
+TEXT_KINDS = ("lettering", "sfx")
+# what users choose (the command line's --text, the server's "text" field) -> the kinds it means
+TEXT_CHOICES = {"dialogue": ("lettering",), "sfx": ("sfx",), "all": TEXT_KINDS}
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,8 @@ class CleanOptions:
     # run the networks in bfloat16 where the processor computes it natively (faster; masks and fills as good as
     # float32's on `kesu eval`): False = always float32
     allow_bfloat16: bool = True
+    # the kinds of text (TEXT_KINDS) that are detected and erased; default: lettering only, sound effects stay
+    text_kinds: tuple[str, ...] = ("lettering",)
 
     def __post_init__(self) -> None:
         for name, limit in OPTION_LIMITS.items():
@@ -62,6 +72,14 @@ class CleanOptions:
             problem = None if value is None and limit.default is None else option_problem(name, value)
             if problem:
                 raise InputError(problem)
+        kinds = self.text_kinds
+        if isinstance(kinds, str) or not isinstance(kinds, (tuple, list)) or not kinds:
+            raise InputError(f"text_kinds must be a list of one or more of {', '.join(TEXT_KINDS)}, got {kinds!r}")
+        unknown = [k for k in kinds if k not in TEXT_KINDS]
+        if unknown:
+            raise InputError(f"unknown kind(s) of text {', '.join(map(repr, unknown))}; valid: {', '.join(TEXT_KINDS)}")
+        # a fixed order and no repeats, whatever order the kinds were given in
+        object.__setattr__(self, "text_kinds", tuple(k for k in TEXT_KINDS if k in kinds))
 
     @property
     def bfloat16(self) -> bool | None:
@@ -104,10 +122,12 @@ def _check_option_type(name: str, annotation: str, value: Any) -> None:
 @dataclass
 class CleanResult:
     image: np.ndarray        # uint8 (H, W, 3): the cleaned page
-    text_mask: np.ndarray    # bool (H, W): the tight text mask
+    text_mask: np.ndarray    # bool (H, W): the tight text mask (of the kinds erased)
     grown_mask: np.ndarray   # bool (H, W): the pixels that were allowed to change
     flat_mask: np.ndarray    # bool (H, W): the part of grown_mask the flat fill took
     repeat_mask: np.ndarray  # bool (H, W): the part the repeat fill took; the rest went to the network
+    # bool (H, W) tight mask of each kind erased (empty when the text mask was given rather than detected)
+    kind_masks: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -203,17 +223,44 @@ class Engine:
             setattr(self, attr, model)
         return model
 
-    def detect(self, rgb: np.ndarray, options: CleanOptions = CleanOptions(), progress: Progress | None = None):
-        """Text probability float32 (H, W) in [0, 1] of a uint8 (H, W, 3) page."""
+    def model_kinds(self) -> tuple[str, ...]:
+        """The kinds of text the loaded detector tells apart (its output channels), in TEXT_KINDS order."""
+        return TEXT_KINDS[: getattr(self._model("textseg"), "out_channels", 1)]
+
+    def detect_kinds(
+        self, rgb: np.ndarray, options: CleanOptions = CleanOptions(), progress: Progress | None = None
+    ) -> dict[str, np.ndarray]:
+        """Each kind's text probability float32 (H, W) in [0, 1], for the kinds the detector tells apart."""
         check_rgb(rgb)
-        return detect_probability(
+        prob = detect_probabilities(
             self._model("textseg"), rgb, short_side=options.detect_short_side,
             progress=_stage(progress, "detect", 0.0, 1.0), bfloat16=options.bfloat16,
         )
+        return dict(zip(TEXT_KINDS, prob, strict=False))
+
+    def detect(self, rgb: np.ndarray, options: CleanOptions = CleanOptions(), progress: Progress | None = None):
+        """Text probability float32 (H, W) in [0, 1] of a uint8 (H, W, 3) page: that of the most likely of
+        ``options.text_kinds`` (zero everywhere when the detector knows none of them)."""
+        prob = self.detect_kinds(rgb, options, progress)
+        wanted = [prob[k] for k in options.text_kinds if k in prob]
+        if not wanted:
+            return np.zeros(rgb.shape[:2], np.float32)
+        return wanted[0] if len(wanted) == 1 else np.maximum.reduce(wanted)
+
+    def kind_masks(
+        self,
+        rgb: np.ndarray,
+        options: CleanOptions = CleanOptions(),
+        progress: Progress | None = None,
+        kinds: tuple[str, ...] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """The tight mask bool (H, W) of each kind of ``kinds`` (default ``options.text_kinds``); a kind the
+        detector does not tell apart has an empty mask."""
+        return kind_tight_masks(self.detect_kinds(rgb, options, progress), rgb, options, kinds)
 
     def text_mask(self, rgb: np.ndarray, options: CleanOptions = CleanOptions(), progress: Progress | None = None):
-        """The tight text mask bool (H, W) of a page."""
-        return tight_mask(self.detect(rgb, options, progress), rgb, options)
+        """The tight text mask bool (H, W) of a page: the union of the masks of ``options.text_kinds``."""
+        return union(self.kind_masks(rgb, options, progress).values(), rgb.shape[:2])
 
     def inpaint(
         self,
@@ -258,25 +305,42 @@ class Engine:
         progress: Progress | None = None,
         on_stage: StageTimer | None = None,
     ) -> CleanResult:
-        """Detect (unless ``text_mask`` is given), grow, and erase the text of a page.
+        """Detect the text of ``options.text_kinds`` (unless ``text_mask`` is given), grow it, and erase it.
 
         ``on_stage(name, seconds)`` is told the time of each stage that runs, in order: "detect",
         "threshold+snap", "grow", then those of :meth:`inpaint` (``kesu bench --pages`` prints them).
         """
         check_rgb(rgb)
+        kinds: dict[str, np.ndarray] = {}
         if text_mask is None:
-            prob = _timed(on_stage, "detect", lambda: detect_probability(
-                self._model("textseg"), rgb, short_side=options.detect_short_side,
-                progress=_stage(progress, "detect", 0.0, 0.6), bfloat16=options.bfloat16,
-            ))
-            text_mask = _timed(on_stage, "threshold+snap", lambda: tight_mask(prob, rgb, options))
+            detect_progress = None if progress is None else (lambda stage, f: progress(stage, 0.6 * f))
+            prob = _timed(on_stage, "detect", lambda: self.detect_kinds(rgb, options, detect_progress))
+            kinds = _timed(on_stage, "threshold+snap", lambda: kind_tight_masks(prob, rgb, options))
+            text_mask = union(kinds.values(), rgb.shape[:2])
         else:
             check_mask(text_mask, rgb, "text mask")
         grown = _timed(on_stage, "grow", lambda: masks.grow(text_mask, options.grow_px))
         erase_progress = None if progress is None else (lambda stage, f: progress(stage, 0.6 + 0.4 * f))
         erased = self._erase(rgb, grown, options, erase_progress, on_stage)
-        return CleanResult(erased.image, text_mask, grown, erased.flat_mask, erased.repeat_mask)
+        return CleanResult(erased.image, text_mask, grown, erased.flat_mask, erased.repeat_mask, kinds)
 
 
-__all__ = ["CleanOptions", "CleanResult", "Engine", "StageTimer", "check_rgb", "check_mask", "snap_radius",
-           "tight_mask"]
+def kind_tight_masks(
+    prob: dict[str, np.ndarray], rgb: np.ndarray, options: CleanOptions, kinds: tuple[str, ...] | None = None
+) -> dict[str, np.ndarray]:
+    """The tight mask bool (H, W) of each kind of ``kinds`` (default ``options.text_kinds``) from the kinds'
+    probabilities ``prob``; a kind the detector does not tell apart (not in ``prob``) has an empty mask."""
+    kinds = options.text_kinds if kinds is None else kinds
+    return {k: tight_mask(prob[k], rgb, options) if k in prob else np.zeros(rgb.shape[:2], bool) for k in kinds}
+
+
+def union(kind_masks, shape: tuple[int, int]) -> np.ndarray:
+    """bool ``shape``: the pixels in any of ``kind_masks`` (none given: an empty mask)."""
+    out = None
+    for mask in kind_masks:
+        out = mask.copy() if out is None else out | mask
+    return np.zeros(shape, bool) if out is None else out
+
+
+__all__ = ["TEXT_CHOICES", "TEXT_KINDS", "CleanOptions", "CleanResult", "Engine", "StageTimer", "check_rgb",
+           "check_mask", "kind_tight_masks", "snap_radius", "tight_mask", "union"]

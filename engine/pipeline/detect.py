@@ -33,12 +33,13 @@ def working_scale(height: int, width: int, short_side: int) -> float:
     return min(1.0, short_side / min(height, width))
 
 
-def predict_probability(model: torch.nn.Module, grey: np.ndarray, bfloat16: bool = False) -> np.ndarray:
-    """Run the segmentation model on one uint8 (h, w) window -> float32 (h, w) text probability.
+def predict_probabilities(model: torch.nn.Module, grey: np.ndarray, bfloat16: bool = False) -> np.ndarray:
+    """Run the segmentation model on one uint8 (h, w) window -> float32 (h, w, kinds): each kind's probability.
 
-    ``bfloat16`` runs the network in bfloat16: on a processor that does so natively about half the time,
-    probabilities within a few hundredths of float32's. Pass ``model``'s bfloat16 twin
-    (``engine.pipeline.precision.bfloat16_twin``), or it is made here.
+    A model gives one channel per kind of text it tells apart (``model.out_channels``; see
+    ``engine.pipeline.TEXT_KINDS`` for their order). ``bfloat16`` runs the network in bfloat16: on a processor
+    that does so natively about half the time, probabilities within a few hundredths of float32's. Pass
+    ``model``'s bfloat16 twin (``engine.pipeline.precision.bfloat16_twin``), or it is made here.
     """
     x = torch.from_numpy(np.ascontiguousarray(grey, np.float32)).div_(255.0)[None, None]
     x, (h, w) = pad_to_multiple(x, model.stride)
@@ -48,10 +49,15 @@ def predict_probability(model: torch.nn.Module, grey: np.ndarray, bfloat16: bool
         x = x.to(torch.bfloat16)
     with torch.inference_mode():
         logits = model(x)
-    return torch.sigmoid(logits[0, 0, :h, :w].float()).numpy()
+    return torch.sigmoid(logits[0, :, :h, :w].float()).permute(1, 2, 0).numpy()
 
 
-def detect_probability(
+def predict_probability(model: torch.nn.Module, grey: np.ndarray, bfloat16: bool = False) -> np.ndarray:
+    """float32 (h, w) probability that a pixel is text of any kind (the most likely kind's probability)."""
+    return predict_probabilities(model, grey, bfloat16).max(axis=2)
+
+
+def detect_probabilities(
     model: torch.nn.Module,
     rgb: np.ndarray,
     short_side: int = 1024,
@@ -60,7 +66,7 @@ def detect_probability(
     progress: Callable[[float], None] | None = None,
     bfloat16: bool | None = None,
 ) -> np.ndarray:
-    """Text probability of every pixel of an RGB page.
+    """Each kind's text probability at every pixel of an RGB page.
 
     Args:
         rgb: uint8 (H, W, 3).
@@ -68,7 +74,7 @@ def detect_probability(
         tile, margin: window core size and context margin at the working scale (memory stays bounded).
         bfloat16: run the model in bfloat16; None = where the processor does so natively.
     Returns:
-        float32 (H, W) in [0, 1].
+        float32 (kinds, H, W) in [0, 1], one plane per output channel of the model.
     """
     if bfloat16 is None:
         bfloat16 = bfloat16_is_native()
@@ -90,9 +96,29 @@ def detect_probability(
         # few, long windows of about a tile's area rather than one tile-sized window per short stretch
         padded = -(-short // 8) * 8
         tile = max(tile, (tile + 2 * margin) ** 2 // padded - 2 * margin)
-    prob = tiled_apply(lambda window: predict_probability(model, window, bfloat16), grey, tile, margin, progress)
+    prob = tiled_apply(lambda window: predict_probabilities(model, window, bfloat16), grey, tile, margin, progress)
     if lying:
-        prob = np.ascontiguousarray(prob.T)
-    if scale != 1.0:
-        prob = np.asarray(Image.fromarray(prob, "F").resize((width, height), Image.Resampling.BILINEAR))
-    return np.clip(prob, 0.0, 1.0).astype(np.float32, copy=False)
+        prob = prob.transpose(1, 0, 2)
+    kinds = prob.shape[2]
+    out = np.empty((kinds, height, width), np.float32)
+    for k in range(kinds):
+        plane = prob[:, :, k]
+        if scale != 1.0:
+            plane = np.asarray(Image.fromarray(np.ascontiguousarray(plane), "F").resize(
+                (width, height), Image.Resampling.BILINEAR))
+        np.clip(plane, 0.0, 1.0, out=out[k])
+    return out
+
+
+def detect_probability(
+    model: torch.nn.Module,
+    rgb: np.ndarray,
+    short_side: int = 1024,
+    tile: int = 1024,
+    margin: int = 96,
+    progress: Callable[[float], None] | None = None,
+    bfloat16: bool | None = None,
+) -> np.ndarray:
+    """float32 (H, W) in [0, 1]: the probability that a pixel is text of any kind (see detect_probabilities)."""
+    prob = detect_probabilities(model, rgb, short_side, tile, margin, progress, bfloat16)
+    return prob[0] if len(prob) == 1 else prob.max(axis=0)

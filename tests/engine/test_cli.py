@@ -44,17 +44,82 @@ def test_detect_writes_tight_mask_with_the_input_size(tmp_path, weights):
     assert Image.open(out / "p1.prob.png").size == (37, 29)
 
 
+@pytest.fixture(scope="module")
+def lettering_weights(tmp_path_factory):
+    """A 2-channel detector that calls every pixel lettering and none a sound effect."""
+    return str(make_tiny_weights(tmp_path_factory.mktemp("w2"), text_bias=(10.0, -10.0), out_channels=2))
+
+
+def _mask(path):
+    return set(np.unique(np.asarray(Image.open(path))).tolist())
+
+
+@pytest.mark.parametrize("text, expected", [("dialogue", {255}), ("sfx", {0}), ("all", {255})])
+def test_detect_text_picks_the_kinds(tmp_path, lettering_weights, text, expected):
+    page = _page(tmp_path / "p.png")
+    out = tmp_path / "out"
+    args = ["detect", str(page), "-o", str(out), "--weights-dir", lettering_weights, "-q", "--text", text]
+    assert main(args) == 0
+    assert _mask(out / "p.mask.png") == expected
+    assert not (out / "p.sfx.mask.png").exists()
+
+
+def test_save_kinds_writes_each_other_kind_beside_the_mask(tmp_path, lettering_weights):
+    page = _page(tmp_path / "p.png")
+    common = [str(page), "--weights-dir", lettering_weights, "-q", "--save-kinds"]
+    assert main(["detect", *common, "-o", str(tmp_path / "d")]) == 0
+    assert _mask(tmp_path / "d" / "p.mask.png") == {255} and _mask(tmp_path / "d" / "p.sfx.mask.png") == {0}
+    assert not (tmp_path / "d" / "p.dialogue.mask.png").exists()
+    assert main(["detect", *common, "-o", str(tmp_path / "a"), "--text", "all"]) == 0
+    assert _mask(tmp_path / "a" / "p.mask.png") == {255}
+    assert _mask(tmp_path / "a" / "p.dialogue.mask.png") == {255} and _mask(tmp_path / "a" / "p.sfx.mask.png") == {0}
+    # the kinds' masks are Kesu's own files: a folder scan does not take them as pages
+    jobs, _ = expand_inputs([str(tmp_path / "a")], recursive=False)
+    assert jobs == []
+
+
+def test_one_kind_weights_find_no_sound_effects(tmp_path, weights):
+    page = _page(tmp_path / "p.png")
+    out = tmp_path / "out"
+    assert main(["detect", str(page), "-o", str(out), "--weights-dir", weights, "-q", "--text", "sfx"]) == 0
+    assert _mask(out / "p.mask.png") == {0}
+    assert main(["clean", str(page), "-o", str(out), "--weights-dir", weights, "-q", "--text", "sfx"]) == 0
+    assert np.array_equal(np.asarray(Image.open(out / "p.png")), np.asarray(Image.open(page)))
+
+
+def test_clean_erases_only_the_kinds_asked_for(tmp_path, lettering_weights):
+    page = tmp_path / "p.png"
+    rgb = np.full((32, 40, 3), 230, np.uint8)
+    rgb[10:20, 10:30] = 0
+    Image.fromarray(rgb).save(page)
+    common = [str(page), "--weights-dir", lettering_weights, "-q", "--save-mask"]
+    assert main(["clean", *common, "-o", str(tmp_path / "s"), "--text", "sfx"]) == 0
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "s" / "p.png")), rgb)  # no sound effects: unchanged
+    assert _mask(tmp_path / "s" / "p.mask.png") == {0}
+    assert main(["clean", *common, "-o", str(tmp_path / "d")]) == 0  # default: dialogue
+    assert not np.array_equal(np.asarray(Image.open(tmp_path / "d" / "p.png")), rgb)
+
+
+def test_help_says_what_each_kind_holds(capsys):
+    for command in ("detect", "clean"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert "{dialogue,sfx,all}" in text and "captions, narration" in text and "sound effects" in text
+        assert ("<stem>.sfx.mask.png" in text) == (command == "detect")  # --save-kinds is detect's
+
+
 def test_float32_runs_the_networks_in_float32(tmp_path, weights, monkeypatch):
     import engine.pipeline as pipeline
 
     seen = []
-    real = pipeline.detect_probability
+    real = pipeline.detect_probabilities
 
     def spy(*args, **kwargs):
         seen.append(kwargs["bfloat16"])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "detect_probability", spy)
+    monkeypatch.setattr(pipeline, "detect_probabilities", spy)
     page = _page(tmp_path / "p.png")
     assert main(["clean", str(page), "-o", str(tmp_path / "a"), "--weights-dir", weights, "-q", "--float32"]) == 0
     assert main(["clean", str(page), "-o", str(tmp_path / "b"), "--weights-dir", weights, "-q"]) == 0

@@ -230,3 +230,24 @@ def test_killed_mid_job_is_a_clear_error_then_a_fresh_start_idles_out(weights_di
         assert "idle for 1 s" in (cfg / "server.log").read_text()
     finally:
         kill_if_running(cfg)
+
+
+def test_a_two_kind_model_answers_each_kind_and_erases_only_those_asked_for(tmp_path):
+    from tests.conftest import make_tiny_weights
+
+    # every pixel is lettering, none a sound effect
+    weights = make_tiny_weights(tmp_path / "weights", text_bias=(10.0, -10.0), out_channels=2)
+    cfg = tmp_path / "cfg"
+    px = page(96, 64)
+    try:
+        with start(cfg, weights) as client:
+            found = client.run("detect", px.tobytes(), 96, 64, "RGBA", text="sfx", kind_masks=True)
+            sfx_only = client.run("clean", px.tobytes(), 96, 64, "RGBA", text="sfx")
+            dialogue = client.run("clean", px.tobytes(), 96, 64, "RGBA")
+    finally:
+        kill_if_running(cfg)
+    assert set(found["kind_masks"]) == {"dialogue", "sfx"}
+    assert set(found["kind_masks"]["dialogue"]) == {255} and set(found["kind_masks"]["sfx"]) == {0}
+    assert set(found["mask"]) == {0}  # the kinds asked for: sound effects, of which there are none
+    assert set(sfx_only["mask"]) == {0} and set(sfx_only["pixels"]) == {0}  # nothing changed, no error
+    assert set(dialogue["mask"]) == {255} and dialogue["pixels"][3::4].count(0) == 0  # all of it erased

@@ -20,6 +20,7 @@ import pytest
 from engine.errors import CancelledError, InputError, WeightsError
 from engine.pipeline import CleanResult
 from engine.protocol import (
+    KIND_MASK_BLOBS,
     MAGIC,
     PREFIX,
     PROTOCOL_VERSION,
@@ -140,10 +141,13 @@ class FakeEngine:
             self.cancelled.set()
             raise
 
-    def text_mask(self, rgb, options, progress=None):
+    def kind_masks(self, rgb, options, progress=None, kinds=None):
+        """Dark pixels are lettering, blue ones sound effects."""
         self.options = options
         self._work(rgb, progress, "detect")
-        return rgb.min(axis=2) < 128
+        found = {"lettering": rgb.max(axis=2) < 128,
+                 "sfx": (rgb[:, :, 2] >= 128) & (rgb[:, :, 0] < 128)}
+        return {k: found[k] for k in (options.text_kinds if kinds is None else kinds)}
 
     def inpaint(self, rgb, hole, options, progress=None):
         self._work(rgb, progress, "inpaint")
@@ -250,6 +254,100 @@ def test_clean_round_trip_in_bgra_leaves_transparent_pixels_alone(serve):
     assert (out[mask == 0] == 0).all()                     # transparent everywhere else
     stats = result["stats"]
     assert stats["op"] == "clean" and stats["engine_s"] >= 0 and stats["server_s"] >= stats["engine_s"]
+
+
+def kinds_page():
+    """8x6 RGB: white, a black 'word' (lettering) at rows 1-2 and a blue 'sound effect' at rows 4-5."""
+    px = np.full((6, 8, 3), 255, np.uint8)
+    px[1:3, 1:4] = 0
+    px[4:6, 4:7] = (0, 0, 255)
+    lettering, sfx = np.zeros((6, 8), bool), np.zeros((6, 8), bool)
+    lettering[1:3, 1:4] = True
+    sfx[4:6, 4:7] = True
+    return px, lettering, sfx
+
+
+@pytest.mark.parametrize("text, kinds", [("dialogue", ("lettering",)), ("sfx", ("sfx",)),
+                                         ("all", ("lettering", "sfx"))])
+def test_jobs_find_and_erase_the_kinds_of_text_asked_for(serve, text, kinds):
+    engine = FakeEngine()
+    server = serve(engine)
+    px, lettering, sfx = kinds_page()
+    expected = np.zeros((6, 8), bool)
+    for kind in kinds:
+        expected |= {"lettering": lettering, "sfx": sfx}[kind]
+    with Client.connect(server.cfg) as client:
+        detected = client.run("detect", px.tobytes(), 8, 6, "RGB", text=text)
+        cleaned = client.run("clean", px.tobytes(), 8, 6, "RGB", options={"grow_px": 0}, text=text)
+    assert engine.options.text_kinds == kinds
+    assert np.array_equal(np.frombuffer(detected["mask"], np.uint8).reshape(6, 8) > 0, expected)
+    assert detected["kind_masks"] == {}  # not asked for
+    alpha = np.frombuffer(cleaned["pixels"], np.uint8).reshape(6, 8, 4)[:, :, 3]
+    assert np.array_equal(alpha > 0, expected)  # only the kinds asked for changed
+
+
+@pytest.mark.parametrize("op", ["detect", "clean"])
+def test_kind_masks_come_back_one_per_kind(serve, op):
+    server = serve(FakeEngine())
+    px, lettering, sfx = kinds_page()
+    rgba = np.dstack([px, np.full((6, 8), 255, np.uint8)])
+    rgba[5, 6, 3] = 0  # transparent pixels are no kind of text
+    sfx_visible = sfx.copy()
+    sfx_visible[5, 6] = False
+    with Client.connect(server.cfg) as client:
+        result = client.run(op, rgba.tobytes(), 8, 6, "RGBA", text="dialogue", kind_masks=True)
+    masks = {k: np.frombuffer(v, np.uint8).reshape(6, 8) for k, v in result["kind_masks"].items()}
+    assert sorted(masks) == sorted(KIND_MASK_BLOBS)
+    assert np.array_equal(masks["dialogue"] > 0, lettering) and np.array_equal(masks["sfx"] > 0, sfx_visible)
+    assert set(np.unique(masks["sfx"]).tolist()) == {0, 255}
+    assert np.array_equal(np.frombuffer(result["mask"], np.uint8).reshape(6, 8) > 0, lettering)  # erased: dialogue
+
+
+def test_a_job_without_text_from_an_older_plugin_means_dialogue(serve):
+    engine = FakeEngine()
+    server = serve(engine)
+    px, lettering, _ = kinds_page()
+    header = {"v": PROTOCOL_VERSION, "type": "detect", "token": server.token, "id": "old", "width": 8,
+              "height": 6, "channels": "RGB", "options": {}}
+    with raw_connect(server) as sock:
+        send_message(sock, header, {"pixels": px.tobytes()})
+        answer, blobs = recv_message(sock)
+        while answer["type"] == "progress":
+            answer, blobs = recv_message(sock)
+    assert answer["type"] == "result" and sorted(blobs) == ["mask"]  # the answer an older plug-in knows
+    assert engine.options.text_kinds == ("lettering",)
+    assert np.array_equal(np.frombuffer(blobs["mask"], np.uint8).reshape(6, 8) > 0, lettering)
+
+
+def test_a_given_mask_is_erased_whatever_the_text_choice(serve):
+    server = serve(FakeEngine())
+    px, lettering, _ = kinds_page()
+    hole = np.zeros((6, 8), np.uint8)
+    hole[0, 0] = 255
+    with Client.connect(server.cfg) as client:
+        result = client.run("clean", px.tobytes(), 8, 6, "RGB", mask=hole.tobytes(), options={"grow_px": 0},
+                            text="sfx", kind_masks=True)
+    assert result["kind_masks"] == {}  # nothing was detected
+    assert np.array_equal(np.frombuffer(result["mask"], np.uint8).reshape(6, 8), hole)
+
+
+def test_bad_text_choices_are_refused_with_the_valid_ones(serve):
+    server = serve(FakeEngine())
+    px, _, _ = kinds_page()
+    with Client.connect(server.cfg) as client:
+        with pytest.raises(ProtocolError, match="valid: dialogue, sfx, all") as e:
+            client.run("detect", px.tobytes(), 8, 6, "RGB", text="speech")
+        assert e.value.kind == "input"
+    header = {"v": PROTOCOL_VERSION, "type": "detect", "token": server.token, "width": 8, "height": 6,
+              "channels": "RGB"}
+    for extra, message in (({"text": "speech"}, "valid: dialogue, sfx, all"),
+                           ({"kind_masks": "yes"}, "kind_masks must be true or false"),
+                           ({"options": {"text_kinds": ["sfx"]}}, "job's \"text\" field")):
+        with raw_connect(server) as sock:
+            send_message(sock, dict(header, **extra), {"pixels": px.tobytes()})
+            answer, _ = recv_message(sock)
+        assert answer["type"] == "error" and answer["kind"] == "input" and message in answer["message"]
+    assert_alive(server)
 
 
 def test_detect_and_inpaint(serve):

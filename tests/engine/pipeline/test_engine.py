@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from engine.errors import InputError
-from engine.pipeline import CleanOptions, Engine, snap_radius, tight_mask
-from engine.pipeline.detect import detect_probability, to_grey, working_scale
+from engine.pipeline import TEXT_KINDS, CleanOptions, Engine, snap_radius, tight_mask
+from engine.pipeline.detect import detect_probabilities, detect_probability, to_grey, working_scale
 from tests.conftest import make_tiny_weights
 
 
@@ -88,6 +88,79 @@ def test_forced_text_model_masks_everything(tmp_path, rng):
     assert mask.all()
 
 
+@pytest.fixture(scope="module")
+def two_kinds(tmp_path_factory):
+    """A random 2-channel detector (lettering, sound effects), tiled and untiled alike."""
+    return Engine.load(make_tiny_weights(tmp_path_factory.mktemp("w2"), seed=3, out_channels=2))
+
+
+def test_a_two_kind_detector_gives_each_kind_its_probability(two_kinds, rng):
+    page = _page(rng, 100, 120)
+    assert two_kinds.model_kinds() == TEXT_KINDS
+    untiled = detect_probabilities(two_kinds.textseg, page, tile=4096, margin=0)
+    tiled = detect_probabilities(two_kinds.textseg, page, tile=64, margin=96)
+    assert untiled.shape == (2, 100, 120) and untiled.dtype == np.float32
+    assert np.abs(tiled - untiled).max() < 1e-4
+    assert not np.allclose(untiled[0], untiled[1])  # two channels, not one copied
+    # text of any kind: the likelier kind
+    assert np.array_equal(detect_probability(two_kinds.textseg, page, tile=4096, margin=0), untiled.max(axis=0))
+    prob = two_kinds.detect_kinds(page, CleanOptions(allow_bfloat16=False))
+    assert sorted(prob) == sorted(TEXT_KINDS)
+    for kind, plane in zip(TEXT_KINDS, untiled, strict=True):
+        assert np.abs(prob[kind] - plane).max() < 1e-5
+    chosen = two_kinds.detect(page, CleanOptions(allow_bfloat16=False, text_kinds=("sfx",)))
+    assert np.abs(chosen - untiled[1]).max() < 1e-5
+
+
+def test_a_one_kind_detector_calls_all_text_lettering(engine, rng):
+    page = _page(rng, 64, 80)
+    assert engine.model_kinds() == ("lettering",)
+    assert sorted(engine.detect_kinds(page)) == ["lettering"]
+    assert detect_probabilities(engine.textseg, page).shape == (1, 64, 80)
+    assert not engine.detect(page, CleanOptions(text_kinds=("sfx",))).any()
+
+
+@pytest.mark.parametrize("bias, erased", [
+    ((10.0, -10.0), {"dialogue": True, "sfx": False, "all": True}),    # lettering only
+    ((-10.0, 10.0), {"dialogue": False, "sfx": True, "all": True}),    # sound effects only
+])
+def test_the_kinds_asked_for_are_detected_and_erased(tmp_path, rng, bias, erased):
+    from engine.pipeline import TEXT_CHOICES
+
+    engine = Engine.load(make_tiny_weights(tmp_path, text_bias=bias, out_channels=2))
+    page = _page(rng, 40, 48)
+    for choice, kinds in TEXT_CHOICES.items():
+        options = CleanOptions(text_kinds=kinds, snap_px=0)
+        masks = engine.kind_masks(page, options, kinds=TEXT_KINDS)
+        assert masks["lettering"].all() == (bias[0] > 0) and not masks["lettering"].any() == (bias[0] < 0)
+        assert masks["sfx"].all() == (bias[1] > 0) and not masks["sfx"].any() == (bias[1] < 0)
+        result = engine.clean(page, options)
+        assert result.text_mask.all() == erased[choice], choice
+        assert sorted(result.kind_masks) == sorted(kinds)
+        if not erased[choice]:  # nothing of these kinds: an empty mask and the page as it was, no error
+            assert not result.text_mask.any() and np.array_equal(result.image, page)
+
+
+def test_a_one_kind_detector_finds_no_sound_effects_and_no_error(tmp_path, rng):
+    engine = Engine.load(make_tiny_weights(tmp_path, text_bias=10.0))
+    page = _page(rng, 48, 48)
+    sfx = CleanOptions(text_kinds=("sfx",))
+    assert not engine.text_mask(page, sfx).any()
+    assert np.array_equal(engine.clean(page, sfx).image, page)
+    assert np.array_equal(engine.text_mask(page, CleanOptions(text_kinds=TEXT_KINDS)), engine.text_mask(page))
+
+
+def test_text_kinds_are_checked_and_kept_in_a_fixed_order():
+    assert CleanOptions().text_kinds == ("lettering",)
+    assert CleanOptions(text_kinds=["sfx", "lettering", "sfx"]).text_kinds == ("lettering", "sfx")
+    assert CleanOptions.from_dict({"text_kinds": ["sfx"]}).text_kinds == ("sfx",)
+    with pytest.raises(InputError, match="valid: lettering, sfx"):
+        CleanOptions(text_kinds=("dialog",))
+    for bad in ((), "sfx", None):
+        with pytest.raises(InputError, match="one or more of lettering, sfx"):
+            CleanOptions(text_kinds=bad)
+
+
 def test_bad_inputs_are_refused(engine):
     with pytest.raises(InputError, match="uint8 \\(H, W, 3\\)"):
         engine.detect(np.zeros((4, 4), np.uint8))
@@ -161,9 +234,9 @@ def test_a_thin_strip_is_detected_in_few_long_lying_windows(monkeypatch):
 
     def fake_predict(model, grey, bfloat16=False):
         windows.append(grey.shape)
-        return np.full(grey.shape, 0.25, np.float32)
+        return np.full((*grey.shape, 1), 0.25, np.float32)  # one kind of text
 
-    monkeypatch.setattr(detect, "predict_probability", fake_predict)
+    monkeypatch.setattr(detect, "predict_probabilities", fake_predict)
     strip = np.full((100_000, 3, 3), 200, np.uint8)  # 3 px wide, 100,000 tall
     prob = detect.detect_probability(None, strip, bfloat16=False)
     assert prob.shape == (100_000, 3) and (prob == 0.25).all()
