@@ -314,12 +314,20 @@ def _psd_bytes(data: bytes, name: str, rgb, alpha, result) -> bytes:
     """The layered Photoshop file of a cleaned page (engine/psd.py); a grey page's is a greyscale document."""
     import io
 
+    import numpy as np
+
     from engine.imageio import GREY_MODES, peek_image
+    from engine.protocol import SFX_MASK_LAYER
     from engine.psd import TEXT_MASK_LAYER, layered_document
 
     header = peek_image(data)
     grey = header is not None and header[2] in GREY_MODES
-    document = layered_document(rgb, alpha, result.image, result.grown_mask, {TEXT_MASK_LAYER: result.text_mask},
+    # one hidden mask layer per kind erased, named as in the plug-ins: lettering ("Text Mask"), sound effects
+    layers = {TEXT_MASK_LAYER: result.kind_masks.get("lettering", result.text_mask)}
+    if "sfx" in result.kind_masks:
+        layers = {TEXT_MASK_LAYER: result.kind_masks.get("lettering", np.zeros_like(result.text_mask)),
+                  SFX_MASK_LAYER: result.kind_masks["sfx"]}
+    document = layered_document(rgb, alpha, result.image, result.grown_mask, layers,
                                 page_name=Path(name).name, grey=grey)
     buffer = io.BytesIO()
     document.write(buffer)

@@ -837,6 +837,7 @@ def option_problem(name: str, value: Any) -> str | None:
 # width*height bytes, 255 = text / hole, 0 = keep; layer pixels are in a channel order of CHANNELS.
 
 TEXT_MASK_LAYER = "Text Mask"
+SFX_MASK_LAYER = "SFX Mask"  # the sound effects' mask (issue 31: shown hidden, erased only when asked)
 CLEANED_LAYER = "Cleaned"
 MASK_RGB = (255, 0, 0)  # text in the "Text Mask" layer: a clear red on colour images...
 MASK_GREY = 128         # ...and mid grey on grey ones

@@ -544,3 +544,25 @@ def test_clean_psd_without_psd_tools_names_the_install_command_first(tmp_path, m
     err = capsys.readouterr().err
     assert rc == 1 and "-m pip install 'psd-tools" in err and "kesu[psd]" in err
     assert "weights" not in err and not (tmp_path / "out").exists()
+
+
+def test_clean_psd_has_a_hidden_mask_layer_per_kind_when_sound_effects_are_erased(tmp_path):
+    pytest.importorskip("psd_tools")
+    from psd_tools import PSDImage
+
+    weights = str(make_tiny_weights(tmp_path / "w2", out_channels=2, text_bias=(8.0, 8.0)))
+    page = _noisy_page(tmp_path / "p.png", mode="RGB")
+    out, masks = tmp_path / "out", tmp_path / "masks"
+    assert main(["clean", str(page), "-o", str(out), "--weights-dir", weights, "-q", "--psd", "--text", "all"]) == 0
+    assert main(["detect", str(page), "-o", str(masks), "--weights-dir", weights, "-q", "--text", "all",
+                 "--save-kinds"]) == 0
+    doc = PSDImage.open(out / "p.psd")
+    assert [(layer.name, layer.visible) for layer in doc] == [("p.png", True), ("Text Mask", False),
+                                                             ("SFX Mask", False), ("Cleaned", True)]
+    for layer, kind in ((doc[1], "dialogue"), (doc[2], "sfx")):
+        expected = np.asarray(Image.open(masks / f"p.{kind}.mask.png")) > 0
+        assert expected.any()
+        np.testing.assert_array_equal(np.asarray(layer.topil())[:, :, 3] > 0, expected)
+    # the default (dialogue) keeps the single Text Mask layer
+    assert main(["clean", str(page), "-o", str(tmp_path / "d"), "--weights-dir", weights, "-q", "--psd"]) == 0
+    assert [layer.name for layer in PSDImage.open(tmp_path / "d" / "p.psd")] == ["p.png", "Text Mask", "Cleaned"]
