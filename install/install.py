@@ -210,6 +210,29 @@ class Profile:
 _GIMP_VERSION = re.compile(r"^3\.\d+$")
 
 
+_GIMP_BINARY = re.compile(r"^gimp(?:-console)?-(3\.\d+)(?:\.exe)?$")
+
+
+def native_gimp_version(s: System) -> str | None:
+    """The newest GIMP 3.x installed as a program ("3.2"), from its versioned binaries (``gimp-3.2``,
+    ``gimp-console-3.2``) on PATH (Linux) or in ``GIMP 3*/bin`` (Windows); None when none is found."""
+    dirs: list[Path] = []
+    if s.windows:
+        for k in ("ProgramFiles", "ProgramW6432", "ProgramFiles(x86)"):
+            if s.env.get(k):
+                dirs += list(Path(s.env[k]).glob("GIMP 3*/bin"))
+    elif not s.mac:
+        dirs = [Path(d) for d in s.env.get("PATH", "").split(os.pathsep) if d]
+    found = set()
+    for d in dirs:
+        try:
+            names = [p.name for p in d.iterdir()]
+        except OSError:
+            continue
+        found.update(m.group(1) for m in map(_GIMP_BINARY.match, names) if m)
+    return max(found, key=lambda v: int(v.split(".")[1]), default=None)
+
+
 def _gimp_versions(base: Path) -> list[Path]:
     """Existing GIMP 3.x profile folders under ``base`` (the "GIMP" folder), oldest first."""
     if not base.is_dir():
@@ -269,7 +292,8 @@ def candidate_profiles(s: System, host: str) -> list[tuple[Profile, str]]:
                 )
             )
         return out
-    # GIMP: one profile per existing 3.x folder; "3.0" as the default for a host never started yet.
+    # GIMP: one profile per existing 3.x folder. For a GIMP never started yet: the folder of the installed
+    # version (GIMP 3.2 reads ~/.config/GIMP/3.2), "3.0" when the version is not known (Flatpak, Snap, macOS).
     bases: list[tuple[Path, str, Path | None]] = []
     if s.windows:
         bases.append((s.appdata() / "GIMP", "gimp:native", None))
@@ -281,9 +305,10 @@ def candidate_profiles(s: System, host: str) -> list[tuple[Profile, str]]:
         bases.append((fp / "GIMP", "gimp:flatpak", fp / "kesu"))
         sn = s.home / "snap/gimp/current/.config"
         bases.append((sn / "GIMP", "gimp:snap", sn / "kesu"))
+    native = native_gimp_version(s) or "3.0"
     for base, app, sandbox in bases:
         kind = app.split(":")[1]
-        versions = _gimp_versions(base) or [base / "3.0"]
+        versions = _gimp_versions(base) or [base / (native if kind == "native" else "3.0")]
         out.extend((Profile("gimp", v, kind, None, sandbox), app) for v in versions)
     if s.env.get("GIMP3_DIRECTORY"):
         out.insert(0, (Profile("gimp", Path(s.env["GIMP3_DIRECTORY"]), "native"), "gimp:native"))

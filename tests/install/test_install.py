@@ -148,6 +148,31 @@ def test_gimp_locations_every_os_and_versions(tmp_path: Path) -> None:
     assert _cands(linux(tmp_path, env), "gimp")[0][1] == "~/portable"
 
 
+def test_gimp_never_started_gets_the_installed_versions_folder(tmp_path: Path) -> None:
+    """GIMP 3.2 reads ~/.config/GIMP/3.2: with no profile yet, the installed version's folder is the default."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("gimp-3.0", "gimp-console-3.2", "gimp-3.10-notes.txt", "gimptool-2.0"):
+        (bin_dir / name).write_text("")
+    s = linux(tmp_path, {"PATH": f"{tmp_path / 'missing'}:{bin_dir}"}, apps={"gimp:native"})
+    assert inst.native_gimp_version(s) == "3.2"
+    found, _ = inst.find_profiles(s, "gimp", explicit=False)
+    assert [p.root for p in found] == [tmp_path / ".config/GIMP/3.2"]
+    # Flatpak's version is not known from outside: 3.0 (GIMP 3.x migrates an older 3.x profile)
+    assert _cands(s, "gimp")[1][:2] == ("flatpak", "~/.var/app/org.gimp.GIMP/config/GIMP/3.0")
+    # an existing profile wins: GIMP 3.2's first start migrates the 3.0 folder
+    (tmp_path / ".config/GIMP/3.0").mkdir(parents=True)
+    found, _ = inst.find_profiles(s, "gimp", explicit=False)
+    assert [p.root for p in found] == [tmp_path / ".config/GIMP/3.0"]
+    # Windows: the binaries in Program Files/GIMP 3/bin
+    win = windows(tmp_path, apps={"gimp:native"})
+    (tmp_path / "Programs/GIMP 3/bin").mkdir(parents=True)
+    (tmp_path / "Programs/GIMP 3/bin/gimp-3.2.exe").write_text("")
+    win.env["ProgramFiles"] = str(tmp_path / "Programs")
+    assert inst.native_gimp_version(win) == "3.2"
+    assert inst.native_gimp_version(linux(tmp_path)) is None
+
+
 def test_sandboxed_profiles_get_their_own_config(tmp_path: Path) -> None:
     by_kind = {p.kind: p for p, _ in inst.candidate_profiles(linux(tmp_path), "krita")}
     assert by_kind["flatpak"].sandbox_config == tmp_path / ".var/app/org.kde.krita/config/kesu"
