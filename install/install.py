@@ -427,6 +427,25 @@ class Manifest:
     def owns(self, path: Path) -> bool:
         return any(Path(e["path"]) == path for e in self.owned)
 
+    def migrated_from(self, path: Path) -> Path | None:
+        """The GIMP plug-in folder of ours that ``path`` is GIMP's copy of, or None.
+
+        A newer GIMP (3.2) starting for the first time copies the older profile (``GIMP/3.0``), our
+        ``plug-ins/kesu`` included, into its own folder (``GIMP/3.2``): that copy is ours as well.
+        """
+        def profile_base(p: Path) -> Path | None:  # ".../GIMP" for ".../GIMP/3.x/plug-ins/kesu"
+            ok = p.name == PLUGIN_NAME and p.parent.name == "plug-ins" and _GIMP_VERSION.match(p.parent.parent.name)
+            return p.parent.parent.parent if ok else None
+
+        base = profile_base(path)
+        if base is None:
+            return None
+        for e in self.owned:
+            p = Path(e["path"])
+            if e.get("host") == "gimp" and p != path and profile_base(p) == base:
+                return p
+        return None
+
     def add_owned(self, path: Path, host: str) -> None:
         if not self.owns(path):
             self.owned.append({"path": str(path), "host": host})
@@ -478,7 +497,10 @@ class Installer:
     ) -> None:
         """Copy file or folder ``src`` to ``dst``, replacing an earlier install of ours in place; ``extra``:
         files added into the folder under the names given (the plug-in client)."""
-        if (dst.exists() or dst.is_symlink()) and not self.manifest.owns(dst) and not force:
+        migrated = None if self.manifest.owns(dst) else self.manifest.migrated_from(dst)
+        if migrated is not None and dst.exists():
+            self.say(f"{dst} is GIMP's copy of {migrated} (made when this GIMP version first started)")
+        elif (dst.exists() or dst.is_symlink()) and not self.manifest.owns(dst) and not force:
             raise InstallError(
                 f"{dst} already exists and was not installed by this installer; move it away "
                 f"(or pass --force to replace it) and run the same command again"
@@ -935,6 +957,15 @@ def uninstall(s: System, args: argparse.Namespace, out: Callable[[str], None] = 
             if not inst.dry:
                 _remove(path)
         m.owned.remove(e)
+        # the copies a newer GIMP made of it when it migrated the profile (GIMP/3.0 -> GIMP/3.2)
+        if e.get("host") == "gimp" and path.parent.name == "plug-ins" and _GIMP_VERSION.match(path.parent.parent.name):
+            for version in _gimp_versions(path.parent.parent.parent):
+                copy = version / "plug-ins" / PLUGIN_NAME
+                if copy != path and copy not in gone and not m.owns(copy) and (copy / "kesu.py").is_file():
+                    inst.say(f"remove {copy} (GIMP's copy of {path}, made when it migrated the profile)")
+                    gone.add(copy)
+                    if not inst.dry:
+                        _remove(copy)
     done_with_manifest = m.empty() or full
     if done_with_manifest:
         gone.add(m.path)

@@ -106,7 +106,8 @@ def host_apps(app: str | None = None) -> list[HostApp]:
 
 def parametrize_host(metafunc: pytest.Metafunc) -> None:
     """``pytest_generate_tests`` helper: one run of a test using ``host`` per version of the application its
-    ``host`` marker names (``@pytest.mark.host("gimp")``), with ids like ``gimp-3.2``."""
+    ``host`` marker names (``@pytest.mark.host("gimp")``), with ids like ``gimp-3.2``; ``min_version="3.2"``
+    keeps only the versions from that one on."""
     marker = metafunc.definition.get_closest_marker("host")
     if marker is None or not marker.args:
         raise pytest.UsageError(
@@ -114,6 +115,12 @@ def parametrize_host(metafunc: pytest.Metafunc) -> None:
             "@pytest.mark.host('gimp') (the host versions it runs on)"
         )
     params = host_apps(marker.args[0])
+    if "min_version" in marker.kwargs:  # e.g. a GIMP 3.0 -> 3.x profile migration only exists from 3.2 on
+
+        def key(v: str) -> tuple[int, ...]:
+            return tuple(int(x) for x in v.split("."))
+
+        params = [p for p in params if key(p.version) >= key(marker.kwargs["min_version"])]
     metafunc.parametrize("host", params, indirect=True, ids=[p.id for p in params], scope="session")
 
 

@@ -288,6 +288,29 @@ def test_plugin_log_has_the_runs(wiring):
     assert "indexed" in text   # failures are logged with details
 
 
+# ------------------------------------------------------------------------------- profile migration 3.0 -> 3.x
+@pytest.mark.host("gimp", min_version="3.2")
+def test_profile_migration_from_gimp_3_0_carries_the_plugin(host, tmp_path):  # noqa: F811
+    """A user of GIMP 3.0 (Kesu in ~/.config/GIMP/3.0) upgrades: the new GIMP's first start copies the 3.0
+    profile, Kesu included, and its procedures are registered; re-running the installer updates that copy."""
+    home = host.new_home(tmp_path)
+    old = home / ".config/GIMP/3.0"
+    old.mkdir(parents=True)
+    (old / "gimprc").write_text("(default-threshold 17)\n")  # a setting of the user's, to see it migrate
+    r = host.install_plugins(home, "gimp")
+    assert (old / "plug-ins/kesu/kesu.py").is_file() and not host.gimp_profile(home).exists(), r.output
+    check = ("assert Gimp.get_pdb().lookup_procedure('kesu-detect-text') is not None, 'not registered'; "
+             "print('kesu-detect-text registered')")
+    r = host.run([host.gimp_console, "-i", "--no-data", "--no-fonts", "--batch-interpreter=python-fu-eval",
+                  "-b", check, "--quit"], home=home, timeout=300).check()
+    new = host.gimp_profile(home)
+    assert "default-threshold 17" in (new / "gimprc").read_text(), "GIMP did not migrate the 3.0 profile"
+    assert os.access(new / "plug-ins/kesu/kesu.py", os.X_OK), r.output[-3000:]
+    assert "kesu-detect-text registered" in r.output
+    r = host.install_plugins(home, "gimp")
+    assert "GIMP's copy of" in r.output and f"GIMP {host.version} (native)" in r.output, r.output
+
+
 # ------------------------------------------------------------------------------------- engine unreachable
 def test_engine_missing_leaves_image_unchanged(host, tmp_path):  # noqa: F811
     g = Gimp(host, tmp_path, None, python=str(tmp_path / "no-such-env" / "bin" / "python"))
