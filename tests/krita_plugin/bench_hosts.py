@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         if reason:
             print(f"{app.id}: cannot run: {reason}", file=sys.stderr)
             return 1
-    from engine.synth import make_page
+    from engine.workshop.synth import make_page
 
     results: dict[str, list[dict]] = {a.id: [] for a in wanted}
     with tempfile.TemporaryDirectory(prefix="kesu-bench-krita-") as tmp:
