@@ -29,6 +29,7 @@ DONE = re.compile(r"detect done in ([\d.]+) s \(read layer ([\d.]+) s, engine jo
 
 def one_run(app: harness.HostApp, page: Path, folder: Path, warm: int) -> list[dict]:
     """Detect Text 1 + ``warm`` times in a fresh Krita ``app``; per warm run: click-to-layer and the log's split."""
+    folder.mkdir(parents=True)
     py = harness.engine_python()
     binds = [harness.REPO, folder, *(harness.python_binds(py) if py else [])]
     with harness.HostChroot(binds, app=app) as host:
