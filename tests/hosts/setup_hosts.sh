@@ -36,22 +36,36 @@ machine_mirror() { # the first Debian mirror in this machine's own apt sources (
 MIRROR=${KESU_MIRROR:-$(machine_mirror)}
 MIRROR=${MIRROR%/}
 
-conf() { # conf NAME FIELD: one field of chroots.json as shell words
-  python3 - "$CONF" "$1" "$2" <<'PY'
+# chroots.json, read once (one python3 start): CONFV[NAME/FIELD] holds each field as shell words
+declare -A CONFV
+NAMES=()
+while IFS=$'\t' read -r n f v; do
+  [ "$f" = name ] && NAMES+=("$n")
+  CONFV["$n/$f"]=$v
+done < <(python3 - "$CONF" <<'PY'
 import json, sys
-c = json.load(open(sys.argv[1]))[sys.argv[2]]
-f = sys.argv[3]
-if f == "packages":
-    print(" ".join(f"{k}={v}" for k, v in c["packages"].items()))
-elif f == "names":
-    print(" ".join(c["packages"]))
-elif f == "hosts":
-    print("\n".join(f"{k} {v}" for k, v in c["hosts"].items()))
-elif f == "apt":
-    print(" ".join(c["apt"]))
-else:
-    print(c[f])
+for name, c in json.load(open(sys.argv[1])).items():
+    if name.startswith("_"):
+        continue
+    fields = {
+        "name": name,
+        "packages": " ".join(f"{k}={v}" for k, v in c["packages"].items()),
+        "names": " ".join(c["packages"]),
+        "hosts": ";".join(f"{k} {v}" for k, v in c["hosts"].items()),
+        "apt": " ".join(c["apt"]),
+        "root": c["root"], "suite": c["suite"], "qt": c["qt"],
+    }
+    for k, v in fields.items():
+        print(f"{name}\t{k}\t{v}")
 PY
+)
+[ ${#NAMES[@]} -gt 0 ] || { echo "setup_hosts.sh: no chroot in $CONF" >&2; exit 1; }
+
+conf() { # conf NAME FIELD: one field of chroots.json (hosts: one "app version" per line)
+  [ -n "${CONFV["$1/name"]+x}" ] || { echo "setup_hosts.sh: no chroot '$1' in $CONF" >&2; exit 1; }
+  local v=${CONFV["$1/$2"]}
+  [ "$2" != hosts ] || v=${v//;/$'\n'}
+  printf '%s\n' "$v"
 }
 
 binaries_ok() { # binaries_ok ROOT NAME: the host programs the tests call are there
@@ -165,7 +179,7 @@ build() { # build NAME
 }
 
 names=("$@")
-[ ${#names[@]} -gt 0 ] || mapfile -t names < <(python3 -c 'import json,sys; print("\n".join(k for k in json.load(open(sys.argv[1])) if not k.startswith("_")))' "$CONF")
+[ ${#names[@]} -gt 0 ] || names=("${NAMES[@]}")
 for n in "${names[@]}"; do
   build "$n"
 done

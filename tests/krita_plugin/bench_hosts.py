@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import statistics
 import sys
 import tempfile
@@ -30,6 +31,7 @@ DONE = re.compile(r"detect done in ([\d.]+) s \(read layer ([\d.]+) s, engine jo
 def one_run(app: harness.HostApp, page: Path, folder: Path, warm: int) -> list[dict]:
     """Detect Text 1 + ``warm`` times in a fresh Krita ``app``; per warm run: click-to-layer and the log's split."""
     folder.mkdir(parents=True)
+    page = Path(shutil.copy(page, folder / page.name))  # inside the folder the chroot sees
     py = harness.engine_python()
     binds = [harness.REPO, folder, *(harness.python_binds(py) if py else [])]
     with harness.HostChroot(binds, app=app) as host:
