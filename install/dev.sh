@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Development set-up and runs, from a fresh machine:
 #   bash install/dev.sh demo    set up the engine, clean the bundled sample page into out/demo/
-#   bash install/dev.sh test    set up everything (Debian packages, venv, the GIMP/Krita host chroot), run all tests
+#   bash install/dev.sh test    set up everything (Debian packages, venv, the GIMP/Krita host chroots), run all tests
 #   bash install/dev.sh setup   set up without running anything
 # KESU_VENV (default .venv in the checkout) is the engine's virtual environment.
 set -euo pipefail
@@ -50,7 +50,7 @@ setup_venv() {
 
 setup_hosts() {
   if [ "$(id -u)" != 0 ]; then
-    say "not root: the GIMP/Krita host chroot cannot be built; the real-host tests will be skipped"
+    say "not root: the GIMP/Krita host chroots cannot be built; the real-host tests will be skipped"
     return
   fi
   bash "$ROOT/tests/hosts/setup_hosts.sh"

@@ -210,6 +210,29 @@ class Profile:
 _GIMP_VERSION = re.compile(r"^3\.\d+$")
 
 
+_GIMP_BINARY = re.compile(r"^gimp(?:-console)?-(3\.\d+)(?:\.exe)?$")
+
+
+def native_gimp_version(s: System) -> str | None:
+    """The newest GIMP 3.x installed as a program ("3.2"), from its versioned binaries (``gimp-3.2``,
+    ``gimp-console-3.2``) on PATH (Linux) or in ``GIMP 3*/bin`` (Windows); None when none is found."""
+    dirs: list[Path] = []
+    if s.windows:
+        for k in ("ProgramFiles", "ProgramW6432", "ProgramFiles(x86)"):
+            if s.env.get(k):
+                dirs += list(Path(s.env[k]).glob("GIMP 3*/bin"))
+    elif not s.mac:
+        dirs = [Path(d) for d in s.env.get("PATH", "").split(os.pathsep) if d]
+    found = set()
+    for d in dirs:
+        try:
+            names = [p.name for p in d.iterdir()]
+        except OSError:
+            continue
+        found.update(m.group(1) for m in map(_GIMP_BINARY.match, names) if m)
+    return max(found, key=lambda v: int(v.split(".")[1]), default=None)
+
+
 def _gimp_versions(base: Path) -> list[Path]:
     """Existing GIMP 3.x profile folders under ``base`` (the "GIMP" folder), oldest first."""
     if not base.is_dir():
@@ -269,7 +292,8 @@ def candidate_profiles(s: System, host: str) -> list[tuple[Profile, str]]:
                 )
             )
         return out
-    # GIMP: one profile per existing 3.x folder; "3.0" as the default for a host never started yet.
+    # GIMP: one profile per existing 3.x folder. For a GIMP never started yet: the folder of the installed
+    # version (GIMP 3.2 reads ~/.config/GIMP/3.2), "3.0" when the version is not known (Flatpak, Snap, macOS).
     bases: list[tuple[Path, str, Path | None]] = []
     if s.windows:
         bases.append((s.appdata() / "GIMP", "gimp:native", None))
@@ -281,9 +305,10 @@ def candidate_profiles(s: System, host: str) -> list[tuple[Profile, str]]:
         bases.append((fp / "GIMP", "gimp:flatpak", fp / "kesu"))
         sn = s.home / "snap/gimp/current/.config"
         bases.append((sn / "GIMP", "gimp:snap", sn / "kesu"))
+    native = native_gimp_version(s) or "3.0"
     for base, app, sandbox in bases:
         kind = app.split(":")[1]
-        versions = _gimp_versions(base) or [base / "3.0"]
+        versions = _gimp_versions(base) or [base / (native if kind == "native" else "3.0")]
         out.extend((Profile("gimp", v, kind, None, sandbox), app) for v in versions)
     if s.env.get("GIMP3_DIRECTORY"):
         out.insert(0, (Profile("gimp", Path(s.env["GIMP3_DIRECTORY"]), "native"), "gimp:native"))
@@ -402,6 +427,25 @@ class Manifest:
     def owns(self, path: Path) -> bool:
         return any(Path(e["path"]) == path for e in self.owned)
 
+    def migrated_from(self, path: Path) -> Path | None:
+        """The GIMP plug-in folder of ours that ``path`` is GIMP's copy of, or None.
+
+        A newer GIMP (3.2) starting for the first time copies the older profile (``GIMP/3.0``), our
+        ``plug-ins/kesu`` included, into its own folder (``GIMP/3.2``): that copy is ours as well.
+        """
+        def profile_base(p: Path) -> Path | None:  # ".../GIMP" for ".../GIMP/3.x/plug-ins/kesu"
+            ok = p.name == PLUGIN_NAME and p.parent.name == "plug-ins" and _GIMP_VERSION.match(p.parent.parent.name)
+            return p.parent.parent.parent if ok else None
+
+        base = profile_base(path)
+        if base is None:
+            return None
+        for e in self.owned:
+            p = Path(e["path"])
+            if e.get("host") == "gimp" and p != path and profile_base(p) == base:
+                return p
+        return None
+
     def add_owned(self, path: Path, host: str) -> None:
         if not self.owns(path):
             self.owned.append({"path": str(path), "host": host})
@@ -453,7 +497,10 @@ class Installer:
     ) -> None:
         """Copy file or folder ``src`` to ``dst``, replacing an earlier install of ours in place; ``extra``:
         files added into the folder under the names given (the plug-in client)."""
-        if (dst.exists() or dst.is_symlink()) and not self.manifest.owns(dst) and not force:
+        migrated = None if self.manifest.owns(dst) else self.manifest.migrated_from(dst)
+        if migrated is not None and dst.exists():
+            self.say(f"{dst} is GIMP's copy of {migrated} (made when this GIMP version first started)")
+        elif (dst.exists() or dst.is_symlink()) and not self.manifest.owns(dst) and not force:
             raise InstallError(
                 f"{dst} already exists and was not installed by this installer; move it away "
                 f"(or pass --force to replace it) and run the same command again"
@@ -910,6 +957,15 @@ def uninstall(s: System, args: argparse.Namespace, out: Callable[[str], None] = 
             if not inst.dry:
                 _remove(path)
         m.owned.remove(e)
+        # the copies a newer GIMP made of it when it migrated the profile (GIMP/3.0 -> GIMP/3.2)
+        if e.get("host") == "gimp" and path.parent.name == "plug-ins" and _GIMP_VERSION.match(path.parent.parent.name):
+            for version in _gimp_versions(path.parent.parent.parent):
+                copy = version / "plug-ins" / PLUGIN_NAME
+                if copy != path and copy not in gone and not m.owns(copy) and (copy / "kesu.py").is_file():
+                    inst.say(f"remove {copy} (GIMP's copy of {path}, made when it migrated the profile)")
+                    gone.add(copy)
+                    if not inst.dry:
+                        _remove(copy)
     done_with_manifest = m.empty() or full
     if done_with_manifest:
         gone.add(m.path)

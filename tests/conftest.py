@@ -59,8 +59,21 @@ def rng():
     return np.random.default_rng(1234)
 
 
+def pytest_generate_tests(metafunc):
+    """Real-host tests run once per host version their marker names (``[krita-5.2]``, ``[krita-6.0]``, ...)."""
+    if "host" in metafunc.fixturenames:
+        from tests.hosts import harness
+
+        harness.parametrize_host(metafunc)
+
+
 def pytest_collection_modifyitems(config, items):
-    """Tag real-host tests in the JUnit report so CI can prove they ran (``.ci/run`` reads the tag)."""
+    """Tag real-host tests in the JUnit report so CI can prove they ran on every host version (``.ci/run``
+    reads the tags: ``kesu_host_test`` and ``kesu_host``, e.g. ``krita-6.0``)."""
     for item in items:
         if item.get_closest_marker("host") is not None:
             item.user_properties.append(("kesu_host_test", "1"))
+            callspec = getattr(item, "callspec", None)
+            app = callspec.params.get("host") if callspec is not None else None
+            if app is not None:
+                item.user_properties.append(("kesu_host", app.id))

@@ -9,7 +9,7 @@ try:
 except Exception:  # outside Krita (unit tests) or an odd version string
     _MAJOR = 5
 
-if _MAJOR >= 6:  # pragma: no cover - Krita 6
+if _MAJOR >= 6:  # Krita 6 (Qt 6)
     from PyQt6 import QtCore, QtGui, QtWidgets
 else:
     from PyQt5 import QtCore, QtGui, QtWidgets

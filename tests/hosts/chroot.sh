@@ -1,12 +1,13 @@
 #!/bin/bash
-# Mount, unmount and enter the cached trixie host chroot (GIMP 3 + Krita 5.2) used by the real-host tests.
+# Mount, unmount and enter one of the cached host chroots (GIMP 3, Krita) used by the real-host tests.
 #
 #   tests/hosts/chroot.sh mount [PATH...]   mount proc/sys/dev/dev-pts/shm, then bind every PATH at the same path
 #   tests/hosts/chroot.sh umount            unmount everything below the root (deepest first)
 #   tests/hosts/chroot.sh run CMD...        run CMD inside as root with a clean environment (mounts must exist)
 #   tests/hosts/chroot.sh status            print "ready" (exit 0) or why the chroot is not usable (exit 1)
 #
-# Root dir: ${KESU_HOSTROOT:-/var/cache/kesu/hostroot}. Must run as root (mount/chroot).
+# Root dir: ${KESU_HOSTROOT:-/var/cache/kesu/hostroot} (the harness points it at each chroot of chroots.json).
+# Must run as root (mount/chroot).
 # Every mount is made private right away so nothing propagates back to the machine's own /dev, /sys, ...
 set -euo pipefail
 R=${KESU_HOSTROOT:-/var/cache/kesu/hostroot}
@@ -65,9 +66,15 @@ do_run() {
 
 do_status() {
   [ "$(id -u)" = 0 ] || { echo "not root: mount/chroot need root"; return 1; }
-  [ -f "$R/.kesu_packages_done" ] || { echo "no finished chroot at $R (run: sudo bash tests/hosts/setup_hosts.sh)"; return 1; }
-  [ -x "$R/usr/bin/gimp-console-3.0" ] || { echo "gimp-console-3.0 missing in $R"; return 1; }
-  [ -x "$R/usr/bin/krita" ] || { echo "krita missing in $R"; return 1; }
+  [ -f "$R/.kesu_hosts" ] && [ -f "$R/.kesu_packages_pinned" ] \
+    || { echo "no finished chroot at $R (run: sudo bash tests/hosts/setup_hosts.sh)"; return 1; }
+  local app ver
+  while read -r app ver; do
+    case $app in
+      krita) [ -x "$R/usr/bin/krita" ] || { echo "krita missing in $R"; return 1; } ;;
+      gimp) [ -x "$R/usr/bin/gimp-console-$ver" ] || { echo "gimp-console-$ver missing in $R"; return 1; } ;;
+    esac
+  done < "$R/.kesu_hosts"
   echo ready
 }
 

@@ -1,7 +1,10 @@
-"""Real-host test harness: run GIMP 3 and Krita 5.2 inside the cached trixie chroot, read what they saved.
+"""Real-host test harness: run GIMP 3 and Krita inside the cached Debian chroots, read what they saved.
 
-The chroot is built by ``tests/hosts/setup_hosts.sh`` (root, ~1-5 min once, then cached at
-``$KESU_HOSTROOT`` or ``/var/cache/kesu/hostroot``). Host paths the tests need (the checkout, the engine's
+The chroots (``chroots.json``: trixie with GIMP 3.0 + Krita 5.2, sid with GIMP 3.2 + Krita 6.0, krita53 with
+Krita 5.3) are built by ``tests/hosts/setup_hosts.sh`` (root, a few minutes once, then cached at
+``$KESU_HOSTROOT`` or ``/var/cache/kesu/hostroot``, the others beside it). The session fixture ``host`` is
+parametrised over the host versions a test's marker names (``@pytest.mark.host("krita")``: one run per Krita,
+ids like ``[krita-6.0]``). Host paths the tests need (the checkout, the engine's
 virtual environment and the interpreter it was made from, pytest's temporary folders) are bind-mounted inside
 at the *same* paths, so a path means the same file inside and outside the chroot.
 
@@ -10,7 +13,7 @@ Typical use in a plug-in's real-host test::
     from tests.hosts import harness
     from tests.hosts.harness import host  # noqa: F401  (the session fixture)
 
-    @pytest.mark.host
+    @pytest.mark.host("krita")
     def test_detect(host, tmp_path):
         home = host.new_home(tmp_path)
         host.install_plugins(home, "krita")
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import random
 import shutil
@@ -51,6 +55,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 CHROOT_SH = HERE / "chroot.sh"
 SETUP_SH = HERE / "setup_hosts.sh"
+CHROOTS_JSON = HERE / "chroots.json"
 INSTALLER = REPO / "install" / "install.py"
 
 # PATH inside the chroot; its own python3 (3.13) runs the installer the way a user's system Python would.
@@ -59,12 +64,69 @@ REQUIRE_ENV = "KESU_REQUIRE_HOSTS"
 
 
 def hostroot() -> Path:
-    """The chroot directory: ``$KESU_HOSTROOT`` or ``/var/cache/kesu/hostroot``."""
+    """The trixie chroot's directory: ``$KESU_HOSTROOT`` or ``/var/cache/kesu/hostroot`` (the others sit beside
+    it with a suffix, see ``chroots.json``)."""
     return Path(os.environ.get("KESU_HOSTROOT") or "/var/cache/kesu/hostroot")
 
 
-def skip_reason() -> str | None:
-    """Why real-host tests cannot run here (a sentence saying what to do), or None when they can."""
+def chroots() -> dict[str, dict]:
+    """The chroots of ``chroots.json`` by name (trixie, sid, krita53)."""
+    return {k: v for k, v in json.loads(CHROOTS_JSON.read_text()).items() if not k.startswith("_")}
+
+
+def chroot_root(name: str) -> Path:
+    """The directory of chroot ``name``."""
+    return Path(str(hostroot()) + chroots()[name]["root"])
+
+
+@dataclass(frozen=True)
+class HostApp:
+    """One host application version in one chroot: what a parametrised ``host`` fixture runs."""
+
+    app: str  # "krita" or "gimp"
+    version: str  # "6.0", "3.2", ...
+    chroot: str  # the chroots.json name
+    qt: str  # the Qt binding of the chroot's Krita ("PyQt5" / "PyQt6")
+
+    @property
+    def id(self) -> str:
+        """The test id part, e.g. ``krita-6.0``."""
+        return f"{self.app}-{self.version}"
+
+
+def host_apps(app: str | None = None) -> list[HostApp]:
+    """Every host version of ``app`` ("krita", "gimp"; None: all) in the chroots, in chroots.json order."""
+    out = []
+    for name, c in chroots().items():
+        for a, v in c["hosts"].items():
+            if app is None or a == app:
+                out.append(HostApp(a, v, name, c.get("qt", "PyQt5")))
+    return out
+
+
+def parametrize_host(metafunc: pytest.Metafunc) -> None:
+    """``pytest_generate_tests`` helper: one run of a test using ``host`` per version of the application its
+    ``host`` marker names (``@pytest.mark.host("gimp")``), with ids like ``gimp-3.2``; ``min_version="3.2"``
+    keeps only the versions from that one on."""
+    marker = metafunc.definition.get_closest_marker("host")
+    if marker is None or not marker.args:
+        raise pytest.UsageError(
+            f"{metafunc.definition.nodeid} uses the host fixture: mark it @pytest.mark.host('krita') or "
+            "@pytest.mark.host('gimp') (the host versions it runs on)"
+        )
+    params = host_apps(marker.args[0])
+    if "min_version" in marker.kwargs:  # e.g. a GIMP 3.0 -> 3.x profile migration only exists from 3.2 on
+
+        def key(v: str) -> tuple[int, ...]:
+            return tuple(int(x) for x in v.split("."))
+
+        params = [p for p in params if key(p.version) >= key(marker.kwargs["min_version"])]
+    metafunc.parametrize("host", params, indirect=True, ids=[p.id for p in params], scope="session")
+
+
+def skip_reason(root: Path | None = None) -> str | None:
+    """Why real-host tests cannot run in chroot ``root`` (default: trixie) here (a sentence saying what to do),
+    or None when they can."""
     if not sys.platform.startswith("linux"):
         return f"real-host tests need Linux (this is {sys.platform})"
     if os.geteuid() != 0:
@@ -76,7 +138,7 @@ def skip_reason() -> str | None:
         ["bash", str(CHROOT_SH), "status"],
         capture_output=True,
         text=True,
-        env={**os.environ, "KESU_HOSTROOT": str(hostroot())},
+        env={**os.environ, "KESU_HOSTROOT": str(root or hostroot())},
     )
     if r.returncode != 0:
         return (r.stdout + r.stderr).strip() or "the host chroot is not usable"
@@ -163,12 +225,44 @@ class HostChroot:
     """
 
     def __init__(
-        self, binds: Sequence[os.PathLike | str] = (), root: Path | None = None, lock_timeout: float = 1200.0
+        self,
+        binds: Sequence[os.PathLike | str] = (),
+        root: Path | None = None,
+        lock_timeout: float = 1200.0,
+        app: HostApp | None = None,
     ) -> None:
-        self.root = Path(root) if root else hostroot()
+        self.app = app
+        self.root = Path(root) if root else chroot_root(app.chroot) if app else hostroot()
         self.binds = [Path(b) for b in binds]
         self.lock_timeout = lock_timeout
         self._lock_fd: int | None = None
+
+    # ---------------------------------------------------------------- which host
+    @property
+    def version(self) -> str:
+        """The host application's version as the tests name it ("5.2", "6.0", "3.0", "3.2")."""
+        if self.app is None:
+            raise RuntimeError("this HostChroot was made without a host application (app=None)")
+        return self.app.version
+
+    @property
+    def gimp_console(self) -> str:
+        """GIMP's headless binary in this chroot, e.g. ``gimp-console-3.2``."""
+        return f"gimp-console-{self.version}"
+
+    @property
+    def gimp_gui(self) -> str:
+        """GIMP's full (GTK) binary in this chroot, e.g. ``gimp-3.2``."""
+        return f"gimp-{self.version}"
+
+    def gimp_profile(self, home: os.PathLike | str) -> Path:
+        """GIMP's profile folder in ``home`` for this version (``~/.config/GIMP/3.2``)."""
+        return Path(home) / ".config" / "GIMP" / self.version
+
+    @property
+    def qt(self) -> str:
+        """The Qt binding Krita's Python plug-ins use in this chroot ("PyQt5" or "PyQt6")."""
+        return self.app.qt if self.app else "PyQt5"
 
     # ---------------------------------------------------------------- mounting
     def _sh(self, *args: str) -> None:
@@ -421,19 +515,25 @@ class HostChroot:
 
 
 @pytest.fixture(scope="session")
-def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostChroot]:
-    """Session fixture: the mounted host chroot, or a skip (a failure with KESU_REQUIRE_HOSTS=1) saying why.
+def host(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostChroot]:
+    """Session fixture: the mounted chroot of one host version (``request.param``, a :class:`HostApp` set by
+    :func:`parametrize_host`), or a skip (a failure with KESU_REQUIRE_HOSTS=1) saying why.
 
     Bound inside: the checkout, pytest's base temp folder, and the engine interpreter's venv + base Python.
     """
-    reason = skip_reason()
+    app: HostApp | None = getattr(request, "param", None)
+    if app is None:
+        raise pytest.UsageError("the host fixture is parametrised by tests/conftest.py: mark the test "
+                                "@pytest.mark.host('krita') or @pytest.mark.host('gimp')")
+    root = chroot_root(app.chroot)
+    reason = skip_reason(root)
     if reason:
-        skip_or_fail(reason)
+        skip_or_fail(f"{app.id}: {reason}")
     binds: list[Path] = [REPO, tmp_path_factory.getbasetemp()]
     py = engine_python()
     if py is not None:
         binds += python_binds(py)
-    with HostChroot(binds) as h:
+    with HostChroot(binds, app=app) as h:
         yield h
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import shutil
 import stat
 import sys
 from pathlib import Path
@@ -148,6 +149,31 @@ def test_gimp_locations_every_os_and_versions(tmp_path: Path) -> None:
     assert _cands(linux(tmp_path, env), "gimp")[0][1] == "~/portable"
 
 
+def test_gimp_never_started_gets_the_installed_versions_folder(tmp_path: Path) -> None:
+    """GIMP 3.2 reads ~/.config/GIMP/3.2: with no profile yet, the installed version's folder is the default."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("gimp-3.0", "gimp-console-3.2", "gimp-3.10-notes.txt", "gimptool-2.0"):
+        (bin_dir / name).write_text("")
+    s = linux(tmp_path, {"PATH": f"{tmp_path / 'missing'}:{bin_dir}"}, apps={"gimp:native"})
+    assert inst.native_gimp_version(s) == "3.2"
+    found, _ = inst.find_profiles(s, "gimp", explicit=False)
+    assert [p.root for p in found] == [tmp_path / ".config/GIMP/3.2"]
+    # Flatpak's version is not known from outside: 3.0 (GIMP 3.x migrates an older 3.x profile)
+    assert _cands(s, "gimp")[1][:2] == ("flatpak", "~/.var/app/org.gimp.GIMP/config/GIMP/3.0")
+    # an existing profile wins: GIMP 3.2's first start migrates the 3.0 folder
+    (tmp_path / ".config/GIMP/3.0").mkdir(parents=True)
+    found, _ = inst.find_profiles(s, "gimp", explicit=False)
+    assert [p.root for p in found] == [tmp_path / ".config/GIMP/3.0"]
+    # Windows: the binaries in Program Files/GIMP 3/bin
+    win = windows(tmp_path, apps={"gimp:native"})
+    (tmp_path / "Programs/GIMP 3/bin").mkdir(parents=True)
+    (tmp_path / "Programs/GIMP 3/bin/gimp-3.2.exe").write_text("")
+    win.env["ProgramFiles"] = str(tmp_path / "Programs")
+    assert inst.native_gimp_version(win) == "3.2"
+    assert inst.native_gimp_version(linux(tmp_path)) is None
+
+
 def test_sandboxed_profiles_get_their_own_config(tmp_path: Path) -> None:
     by_kind = {p.kind: p for p, _ in inst.candidate_profiles(linux(tmp_path), "krita")}
     assert by_kind["flatpak"].sandbox_config == tmp_path / ".var/app/org.kde.krita/config/kesu"
@@ -262,6 +288,46 @@ def test_install_files_modes_flag_config(tmp_path: Path, source: Path) -> None:
     before = snapshot(home)
     assert run(s, "--source", str(source), "--skip-engine")[0] == 0
     assert snapshot(home) == before
+
+
+def test_gimp_profile_migration_copy_is_updated_and_uninstalled(tmp_path: Path, source: Path) -> None:
+    """GIMP 3.2's first start copies the 3.0 profile, our plug-in folder included (checked in the real GIMP 3.2:
+    tests/gimp_plugin/kesu/test_gimp_host.py): re-installing updates that copy, uninstalling removes it."""
+    home = tmp_path / "home"
+    _user_home(home)
+    before = snapshot(home)
+    s = linux(home)
+    assert run(s, "--source", str(source), "--skip-engine", "--host", "gimp")[0] == 0
+    gimp = home / ".config/GIMP"
+    shutil.copytree(gimp / "3.0", gimp / "3.2")  # what GIMP 3.2 does when it first starts
+    (gimp / "3.2/plug-ins/kesu/kesu.py").write_text("#!/usr/bin/env python3\n# the old version\n")
+    rc, out, err = run(s, "--source", str(source), "--skip-engine", "--host", "gimp")
+    assert rc == 0, err
+    assert "GIMP's copy of" in out
+    assert (gimp / "3.2/plug-ins/kesu/kesu.py").read_text() == (source / "gimp_plugin/kesu/kesu.py").read_text()
+    # a plug-in folder of another origin is still refused
+    other = home / "portable"
+    (other / "plug-ins/kesu").mkdir(parents=True)
+    rc, _, err = run(s, "--source", str(source), "--skip-engine", "--profile", str(other))
+    assert rc != 0 and "was not installed by this installer" in err
+    # uninstall removes both copies, and leaves the user's own things
+    assert run(s, "--uninstall")[0] == 0
+    assert not (gimp / "3.0/plug-ins/kesu").exists() and not (gimp / "3.2/plug-ins/kesu").exists()
+    assert (gimp / "3.2/plug-ins/their-plugin/their-plugin.py").read_text() == "mine"
+    for path, entry in before.items():
+        assert snapshot(home)[path] == entry
+
+
+def test_uninstall_removes_a_migrated_copy_it_never_saw(tmp_path: Path, source: Path) -> None:
+    home = tmp_path / "home"
+    _user_home(home)
+    s = linux(home)
+    assert run(s, "--source", str(source), "--skip-engine", "--host", "gimp")[0] == 0
+    gimp = home / ".config/GIMP"
+    shutil.copytree(gimp / "3.0", gimp / "3.2")
+    rc, out, _ = run(s, "--uninstall")
+    assert rc == 0 and "GIMP's copy of" in out
+    assert not (gimp / "3.2/plug-ins/kesu").exists() and (gimp / "3.2/plug-ins/their-plugin").is_dir()
 
 
 def test_uninstall_restores_home_exactly(tmp_path: Path, source: Path) -> None:

@@ -199,7 +199,9 @@ class App:
         return list(self.docs)
 
     def version(self):
-        return "5.2.9"
+        return self.krita_version
+
+    krita_version = "5.2.9"
 
 
 class _Krita:
@@ -218,13 +220,15 @@ def krita_module() -> types.ModuleType:
     return mod
 
 
-def pyqt5_modules() -> dict[str, types.ModuleType]:
-    core = types.ModuleType("PyQt5.QtCore")
+def pyqt5_modules(binding: str = "PyQt5") -> dict[str, types.ModuleType]:
+    """Fake ``PyQt5`` (or ``PyQt6``: ``binding``) package modules; ``BINDING`` names which one was imported."""
+    core = types.ModuleType(f"{binding}.QtCore")
     core.QByteArray = bytes
     core.QTimer = object
     core.Qt = types.SimpleNamespace()
-    gui = types.ModuleType("PyQt5.QtGui")
-    widgets = types.ModuleType("PyQt5.QtWidgets")
-    pkg = types.ModuleType("PyQt5")
+    core.BINDING = binding
+    gui = types.ModuleType(f"{binding}.QtGui")
+    widgets = types.ModuleType(f"{binding}.QtWidgets")
+    pkg = types.ModuleType(binding)
     pkg.QtCore, pkg.QtGui, pkg.QtWidgets = core, gui, widgets
-    return {"PyQt5": pkg, "PyQt5.QtCore": core, "PyQt5.QtGui": gui, "PyQt5.QtWidgets": widgets}
+    return {binding: pkg, f"{binding}.QtCore": core, f"{binding}.QtGui": gui, f"{binding}.QtWidgets": widgets}

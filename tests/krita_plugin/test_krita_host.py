@@ -1,4 +1,4 @@
-"""Real Krita 5.2 (trixie chroot, Xvfb) runs the installed Kesu plug-in through its menu actions.
+"""Real Krita (5.2, 5.3 and 6.0 in the host chroots, Xvfb) runs the installed Kesu plug-in through its menu actions.
 
 One Krita session per scenario (module fixtures) drives the real actions with the test driver plug-in
 (driver/kesu_testdriver) and saves .kra files; the tests read them back with tests.hosts.harness.
@@ -34,7 +34,7 @@ MIN_RECALL = 0.60
 MIN_RECALL_2PX = 0.80
 MAX_ERROR_RATIO = 0.5
 
-pytestmark = pytest.mark.host
+pytestmark = pytest.mark.host("krita")
 
 
 def _page(seed: int, h: int, w: int):

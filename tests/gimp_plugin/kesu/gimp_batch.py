@@ -1,5 +1,5 @@
-# Executed INSIDE gimp-console-3.0 by python-fu-eval (Gimp, Gegl, Gio, GLib are globals there):
-#     gimp-console-3.0 -i --no-data --no-fonts --batch-interpreter=python-fu-eval \
+# Executed INSIDE gimp-console-3.x by python-fu-eval (Gimp, Gegl, Gio, GLib are globals there):
+#     gimp-console-3.x -i --no-data --no-fonts --batch-interpreter=python-fu-eval \
 #         -b "exec(open('.../gimp_batch.py').read())" --quit
 # It follows the JSON plan named by $KESU_GIMP_PLAN (a list of steps, see STEPS below) and writes what happened
 # to plan["report"] as JSON, for the pytest side (test_gimp_host.py) to check. A step that raises records the

@@ -1,7 +1,8 @@
-"""Real-host tests: the installed plug-in in the real GIMP 3.0 (trixie chroot), driven through the PDB.
+"""Real-host tests: the installed plug-in in the real GIMP (3.0 and 3.2 in the host chroots), driven through
+the PDB.
 
 Each module fixture installs the plug-in into a fresh HOME the way a user's install does
-(``install/install.py --host gimp --skip-engine``), runs ``gimp-console-3.0`` in batch mode with
+(``install/install.py --host gimp --skip-engine``), runs ``gimp-console-3.x`` in batch mode with
 ``gimp_batch.py`` following a JSON plan (load a generated page, call the procedures, save .xcf), and the tests
 check the saved files from outside with ``harness.read_xcf``. The engine server the plug-in starts is stopped
 when the module ends.
@@ -30,7 +31,7 @@ from tests.conftest import make_tiny_weights
 from tests.hosts import harness
 from tests.hosts.harness import host  # noqa: F401  (the session fixture)
 
-pytestmark = pytest.mark.host
+pytestmark = pytest.mark.host("gimp")
 
 HERE = Path(__file__).resolve().parent
 BATCH = HERE / "gimp_batch.py"
@@ -70,11 +71,11 @@ class Gimp:
         batch = ["--batch-interpreter=python-fu-eval", "-b", f"exec(open({str(BATCH)!r}).read())", "--quit"]
         env = {"KESU_GIMP_PLAN": str(plan)}
         if display:
-            argv = ["gimp-3.0", "--no-splash", "--no-fonts", *batch]
+            argv = [self.host.gimp_gui, "--no-splash", "--no-fonts", *batch]
             env["DISPLAY"] = display
             env["GDK_CORE_DEVICE_EVENTS"] = "1"  # GTK reads core X events (the robot sends those), not XI2
         else:
-            argv = ["gimp-console-3.0", "-i", "--no-data", "--no-fonts", *batch]
+            argv = [self.host.gimp_console, "-i", "--no-data", "--no-fonts", *batch]
         r = self.host.run(argv, home=self.home, env=env, timeout=timeout)
         assert report.exists(), f"the batch wrote no report:\n{r.output[-4000:]}"
         data = json.loads(report.read_text())
@@ -190,7 +191,7 @@ def test_procedures_registered_with_menus_and_arguments(wiring):
         assert 0 < p["args"]["threshold"]["min"] < 0.5 < p["args"]["threshold"]["max"] < 1
         assert {"run-mode", "image", "drawables"} <= set(p["args"])
     # what GIMP recorded when it queried the installed plug-in (its menus come from here at start-up)
-    rc = (wiring["g"].home / ".config" / "GIMP" / "3.0" / "pluginrc").read_bytes().decode("utf-8", "replace")
+    rc = (wiring["g"].host.gimp_profile(wiring["g"].home) / "pluginrc").read_bytes().decode("utf-8", "replace")
     assert '(plug-in-def "${gimp_dir}/plug-ins/kesu/kesu.py"' in rc
     for name in PROCS:
         entry = rc.split(f'(proc-def "{name}"', 1)[1].split("(proc-def", 1)[0]
@@ -285,6 +286,29 @@ def test_plugin_log_has_the_runs(wiring):
     text = wiring["g"].log_text()
     assert "kesu-detect-text on 'Background' 120x150" in text
     assert "indexed" in text   # failures are logged with details
+
+
+# ------------------------------------------------------------------------------- profile migration 3.0 -> 3.x
+@pytest.mark.host("gimp", min_version="3.2")
+def test_profile_migration_from_gimp_3_0_carries_the_plugin(host, tmp_path):  # noqa: F811
+    """A user of GIMP 3.0 (Kesu in ~/.config/GIMP/3.0) upgrades: the new GIMP's first start copies the 3.0
+    profile, Kesu included, and its procedures are registered; re-running the installer updates that copy."""
+    home = host.new_home(tmp_path)
+    old = home / ".config/GIMP/3.0"
+    old.mkdir(parents=True)
+    (old / "gimprc").write_text("(default-threshold 17)\n")  # a setting of the user's, to see it migrate
+    r = host.install_plugins(home, "gimp")
+    assert (old / "plug-ins/kesu/kesu.py").is_file() and not host.gimp_profile(home).exists(), r.output
+    check = ("assert Gimp.get_pdb().lookup_procedure('kesu-detect-text') is not None, 'not registered'; "
+             "print('kesu-detect-text registered')")
+    r = host.run([host.gimp_console, "-i", "--no-data", "--no-fonts", "--batch-interpreter=python-fu-eval",
+                  "-b", check, "--quit"], home=home, timeout=300).check()
+    new = host.gimp_profile(home)
+    assert "default-threshold 17" in (new / "gimprc").read_text(), "GIMP did not migrate the 3.0 profile"
+    assert os.access(new / "plug-ins/kesu/kesu.py", os.X_OK), r.output[-3000:]
+    assert "kesu-detect-text registered" in r.output
+    r = host.install_plugins(home, "gimp")
+    assert "GIMP's copy of" in r.output and f"GIMP {host.version} (native)" in r.output, r.output
 
 
 # ------------------------------------------------------------------------------------- engine unreachable

@@ -12,8 +12,13 @@ import time
 import traceback
 
 from krita import Extension, Krita, Selection
-from PyQt5.QtCore import QTimer
-from PyQt5.QtWidgets import QApplication, QMessageBox, QProgressDialog
+
+if int(Krita.instance().version().split(".")[0]) >= 6:  # the running Krita's Qt binding: PyQt6 in Krita 6
+    from PyQt6.QtCore import QTimer
+    from PyQt6.QtWidgets import QApplication, QMessageBox, QProgressDialog
+else:
+    from PyQt5.QtCore import QTimer
+    from PyQt5.QtWidgets import QApplication, QMessageBox, QProgressDialog
 
 TICK_MS = 50
 
