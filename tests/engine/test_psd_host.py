@@ -19,8 +19,6 @@ pytest.importorskip("psd_tools", reason="psd-tools (the kesu[psd] extra) is not 
 from engine import psd  # noqa: E402
 from engine.server import result_pixels  # noqa: E402
 
-pytestmark = pytest.mark.host
-
 H, W = 40, 56
 NAMES = ["page.png", "Text Mask", "Cleaned"]  # bottom up, as written
 STRIP_H = psd.PSD_MAX_SIDE + 1
@@ -112,12 +110,13 @@ json.dump(report, open(f"{folder}/gimp.json", "w"))
 """
 
 
+@pytest.mark.host("gimp")
 def test_gimp_imports_the_layers_with_their_names_and_pixels(host, files):  # noqa: F811
     folder, pages = files
     home = host.new_home(folder / "gimp")
     script = folder / "gimp_import.py"
     script.write_text(GIMP_IMPORT)
-    r = host.run(["gimp-console-3.0", "-i", "--no-data", "--no-fonts", "--batch-interpreter=python-fu-eval",
+    r = host.run([host.gimp_console, "-i", "--no-data", "--no-fonts", "--batch-interpreter=python-fu-eval",
                   "-b", f"exec(open({str(script)!r}).read())", "--quit"],
                  home=home, env={"FOLDER": str(folder)}, timeout=300)
     assert (folder / "gimp.json").exists(), r.output[-4000:]
@@ -167,6 +166,7 @@ def main(*args):
 """
 
 
+@pytest.mark.host("krita")
 def test_krita_opens_the_layers_with_their_names_and_pixels(host, files):  # noqa: F811
     folder, pages = files
     home = host.new_home(folder / "krita")
