@@ -77,7 +77,8 @@ class TextSegConfig:
     manga_pages_dir: str | None = None  # real manga pages whose text manga_boxes boxes
     manga_boxes: str | None = None      # the annotation (engine/workshop/eval/annotations/*.json format)
     manga_share: float = 0.0            # share of pages drawn from those
-    manga_held_out: tuple[str, ...] = ()  # page file names never trained on (kept for evaluation)
+    manga_held_out: str = ""            # page file names never trained on, comma-separated (for evaluation)
+    freeze_encoder: bool = False        # train the pooling and the decoder only (about half the work per step)
 
     def model_kwargs(self) -> dict:
         kwargs = {"in_channels": self.in_channels, "width": self.width, "rfb_channels": self.rfb_channels,
@@ -132,7 +133,8 @@ class CropStream:
         self.next_page = next_page
         self.buffer: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.real = RealArt(cfg.real_art_dir, _load_strip)
-        self.manga = BoxedPages(cfg.manga_pages_dir, cfg.manga_boxes, cfg.manga_held_out) \
+        held_out = [name for name in cfg.manga_held_out.split(",") if name]
+        self.manga = BoxedPages(cfg.manga_pages_dir, cfg.manga_boxes, held_out) \
             if cfg.manga_pages_dir and cfg.manga_boxes and cfg.manga_share > 0 else None
 
     def _real_page(self, seed: int, rng: np.random.Generator):
@@ -194,8 +196,9 @@ class CropStream:
             crop_grey = grey[y0:y0 + c, x0:x0 + c]
             crop_target, crop_weight = target[:, y0:y0 + c, x0:x0 + c], weight[:, y0:y0 + c, x0:x0 + c]
             if c != cfg.crop:
-                crop_grey, zoomed_target = zoomed(crop_grey, crop_target.transpose(1, 2, 0) >= 0.5, cfg.crop)
-                crop_target = zoomed_target.reshape(cfg.crop, cfg.crop, -1).transpose(2, 0, 1).astype(np.float32)
+                channels = [zoomed(crop_grey, channel >= 0.5, cfg.crop) for channel in crop_target]
+                crop_grey = channels[0][0]
+                crop_target = np.stack([m for _, m in channels]).astype(np.float32)
                 crop_weight = np.ones_like(crop_target)  # zoom is for synthetic pages: every pixel scored
             self.buffer.append((crop_grey, crop_target, crop_weight))
 
@@ -262,8 +265,21 @@ def validate(model: torch.nn.Module, pages: list[tuple[np.ndarray, np.ndarray, n
     return scores
 
 
+def freeze_encoder(model: torch.nn.Module) -> None:
+    """Keep the encoder as it is: no gradients, and its batch norms in evaluation mode whatever ``train()``
+    later says."""
+    import types
+
+    for p in model.encoder.parameters():
+        p.requires_grad_(False)
+    model.encoder.train = types.MethodType(lambda self, mode=True: torch.nn.Module.train(self, False), model.encoder)
+    model.encoder.eval()
+
+
 def build(cfg: TextSegConfig):
     model = build_model("textseg", **cfg.model_kwargs())
+    if cfg.freeze_encoder:
+        freeze_encoder(model)
     encoder = [p for n, p in model.named_parameters() if n.startswith("encoder.")]
     rest = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
     optimizer = torch.optim.AdamW(
