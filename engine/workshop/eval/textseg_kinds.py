@@ -169,15 +169,51 @@ def _blackjack(root: Path, held_out_only: bool):
         yield f"blackjack-{Path(name).stem}", root / "blackjack" / name, lettering, others
 
 
-def score_set(engine: Engine, pages, options: CleanOptions, write: Callable | None, log=print) -> dict:
+class MaskCache:
+    """The modes' masks of each page, kept in memory and, when a folder is given ($KESU_KINDS_CACHE), on disk
+    under the weights' identity (the mask takes a minute a page on a busy machine; the scoring takes none)."""
+
+    def __init__(self, engine: Engine, options: CleanOptions, folder: Path | None):
+        self.engine, self.options, self.memory = engine, options, {}
+        self.folder = None
+        if folder is not None:
+            import hashlib
+
+            model = engine._model("textseg")
+            digest = hashlib.sha256()
+            for name, tensor in sorted(model.state_dict().items()):
+                digest.update(name.encode())
+                digest.update(tensor.detach().cpu().numpy().tobytes())
+            key = f"{digest.hexdigest()[:16]}-t{options.threshold:g}-s{options.detect_short_side}"
+            self.folder = Path(folder) / key
+            self.folder.mkdir(parents=True, exist_ok=True)
+
+    def masks(self, tag: str, rgb: np.ndarray) -> dict[str, np.ndarray]:
+        if tag in self.memory:
+            return self.memory[tag]
+        path = self.folder / f"{tag}.npz" if self.folder else None
+        if path is not None and path.exists():
+            data = np.load(path)
+            masks = {m: np.unpackbits(data[m])[: rgb.shape[0] * rgb.shape[1]].reshape(rgb.shape[:2]).astype(bool)
+                     for m in MODES}
+        else:
+            masks = mode_masks(self.engine, rgb, self.options)
+            if path is not None:
+                np.savez(path, **{m: np.packbits(masks[m]) for m in MODES})
+        self.memory[tag] = masks
+        return masks
+
+
+def score_set(cache: MaskCache, pages, write: Callable | None, log=print) -> dict:
     counts = {m: KindCounts() for m in MODES}
     per_page = []
     for tag, path, lettering_boxes, boxes in pages:
         rgb, _ = load_image(path)
         grey = to_grey(rgb)
         lettering = lettering_ink(grey, lettering_boxes)
-        masks = mode_masks(engine, rgb, options)
+        masks = cache.masks(tag, rgb)
         row = {"page": tag}
+        log(f"  {tag}")
         for m in MODES:
             row[m] = counts[m].add(masks[m], grey, lettering_boxes, boxes, lettering)
         per_page.append(row)
@@ -201,6 +237,10 @@ def run(engine: Engine, root: Path, overlays: Path | None, limit: int | None, op
         both.paste(sfx_img, (dialogue_img.width, 0))
         save_png_atomic(both, overlays / f"{name}.png")
 
+    import os
+
+    cache = MaskCache(engine, options, Path(os.environ["KESU_KINDS_CACHE"]) if os.environ.get("KESU_KINDS_CACHE")
+                      else None)
     rows = []
     sets = [("real manga (OpenMantra dev, every text boxed)", list(_openmantra(root))),
             ("real manga (blackjack, held-out 3 pages)", list(_blackjack(root, True))),
@@ -209,7 +249,7 @@ def run(engine: Engine, root: Path, overlays: Path | None, limit: int | None, op
         pages = pages[:limit] if limit else pages
         if not pages:
             continue
-        result = score_set(engine, pages, options, write if overlays else None, log)
+        result = score_set(cache, pages, write if overlays else None, log)
         for m in MODES:
             row = {"set": name, "mode": m, "pages": len(pages), **result["counts"][m].scores()}
             rows.append(row)
