@@ -204,6 +204,13 @@ class MaskCache:
         return masks
 
 
+def spread(pages: list, limit: int | None) -> list:
+    """At most ``limit`` pages, evenly spaced over the set (both titles of OpenMantra, not the first pages)."""
+    if not limit or len(pages) <= limit:
+        return pages
+    return [pages[round(i * (len(pages) - 1) / (limit - 1))] for i in range(limit)] if limit > 1 else pages[:1]
+
+
 def score_set(cache: MaskCache, pages, write: Callable | None, log=print) -> dict:
     counts = {m: KindCounts() for m in MODES}
     per_page = []
@@ -242,11 +249,11 @@ def run(engine: Engine, root: Path, overlays: Path | None, limit: int | None, op
     cache = MaskCache(engine, options, Path(os.environ["KESU_KINDS_CACHE"]) if os.environ.get("KESU_KINDS_CACHE")
                       else None)
     rows = []
-    sets = [("real manga (OpenMantra dev, every text boxed)", list(_openmantra(root))),
-            ("real manga (blackjack, held-out 3 pages)", list(_blackjack(root, True))),
+    sets = [("real manga (blackjack, held-out 3 pages)", list(_blackjack(root, True))),
+            ("real manga (OpenMantra dev, every text boxed)", list(_openmantra(root))),
             ("real manga (blackjack, all 12 pages)", list(_blackjack(root, False)))]
     for name, pages in sets:
-        pages = pages[:limit] if limit else pages
+        pages = spread(pages, limit)
         if not pages:
             continue
         result = score_set(cache, pages, write if overlays else None, log)
