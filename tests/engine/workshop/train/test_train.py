@@ -251,13 +251,14 @@ def test_unscored_pixels_do_not_move_the_loss():
     logits = torch.zeros(1, 2, 4, 4)
     target = torch.zeros(1, 2, 4, 4)
     scored = torch.ones(1, 2, 4, 4)
+    scored[0, 1, 0, 0] = 0  # a pixel left out of the sound-effect channel
     base = textseg.segmentation_loss(logits, target, 2.0, 0.5, scored)
-    wrong_but_unscored = logits.clone()
-    wrong_but_unscored[0, 1, 0, 0] = 20.0  # very confident sound effect where the target says none...
-    scored[0, 1, 0, 0] = 0  # ...on a pixel left out
-    assert torch.isclose(textseg.segmentation_loss(wrong_but_unscored, target, 2.0, 0.5, scored), base, atol=1e-6)
+    wrong = logits.clone()
+    wrong[0, 1, 0, 0] = 20.0  # a very confident sound effect where the target says none
+    assert torch.isclose(textseg.segmentation_loss(wrong, target, 2.0, 0.5, scored), base, atol=1e-6)
     scored[0, 1, 0, 0] = 1
-    assert textseg.segmentation_loss(wrong_but_unscored, target, 2.0, 0.5, scored) > base + 0.1
+    assert textseg.segmentation_loss(wrong, target, 2.0, 0.5, scored) > \
+        textseg.segmentation_loss(logits, target, 2.0, 0.5, scored) + 0.1
 
 
 def test_a_two_channel_run_starts_from_one_channel_weights_on_both_channels(tmp_path):
