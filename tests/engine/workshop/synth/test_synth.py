@@ -276,7 +276,10 @@ def test_hard_negatives_are_off_by_default_and_are_art_not_text():
     changed = 0
     for seed in range(6):
         plain, busy = make_page(seed, 256, 256), make_page(seed, 256, 256, negative_share=1.0)
-        assert (plain.text_mask == busy.text_mask).all()  # same lettering: negatives draw from their own stream
+        # the same lettering (negatives draw from their own stream); only where new ink under it changes whether
+        # a piece is visible enough to count as text (page.MIN_VISIBILITY) may the masks differ
+        differ = int((busy.text_mask ^ plain.text_mask).sum())
+        assert differ <= 0.05 * max(1, int((busy.text_mask | plain.text_mask).sum()))
         changed += int((plain.image != busy.image).any())
     assert changed >= 4
 
