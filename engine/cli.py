@@ -618,6 +618,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--thresholds", type=_thresholds, metavar="T,T,...",
                    help="textseg: score the mask at each of these text-probability levels (default: the engine's)")
     p.add_argument("--float32", action="store_true", help=FLOAT32_HELP)
+    p.add_argument("--kinds-only", action="store_true",
+                   help="textseg: only the per-kind rows (real manga with every text boxed by kind)")
     p.set_defaults(func=cmd_eval)
     return parser
 

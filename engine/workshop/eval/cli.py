@@ -51,9 +51,18 @@ def eval_main(args) -> int:
         from engine.workshop.eval import textseg
 
         engine = Engine.load(weights, roles=("textseg",))
-        rows = textseg.run(engine, root, overlays, args.limit, options=_options(args),
-                           log=lambda m: print(m, file=sys.stderr), thresholds=args.thresholds)
-        print(textseg.format_table(rows))
+        rows = []
+        if not getattr(args, "kinds_only", False):
+            rows = textseg.run(engine, root, overlays, args.limit, options=_options(args),
+                               log=lambda m: print(m, file=sys.stderr), thresholds=args.thresholds)
+            print(textseg.format_table(rows))
+        if root is not None:
+            from engine.workshop.eval import textseg_kinds
+
+            kind_rows = textseg_kinds.run(engine, root, overlays, args.limit, options=_options(args),
+                                          log=lambda m: print(m, file=sys.stderr))
+            print(textseg_kinds.format_table(kind_rows))
+            rows += kind_rows
         record(args, "textseg", rows, weights)
     else:
         from engine.workshop.eval import inpaint

@@ -13,6 +13,7 @@ from engine.imageio import load_image, save_png_atomic
 from engine.pipeline import CleanOptions, Engine, tight_mask
 from engine.pipeline.detect import to_grey
 from engine.pipeline.masks import regions
+from engine.pipeline.precision import bfloat16_is_native
 from engine.workshop.eval.metrics import MaskCounts
 from engine.workshop.eval.realpages import mimi_strips, openmantra_pages, real_art_files, sickzil_pairs
 from engine.workshop.train.textseg import VALIDATION_SEED_BASE
@@ -36,14 +37,25 @@ def overlay(rgb: np.ndarray, mask: np.ndarray, boxes=(), colour=(255, 0, 64)) ->
 
 
 class Predictor:
-    """Text probability of a page from the engine, made a tight mask at each level of the sweep."""
+    """Text probability of a page from the engine's network, made a tight mask at each level of the sweep.
 
-    def __init__(self, engine: Engine, options: CleanOptions, thresholds: Sequence[float]):
-        self.engine, self.options, self.thresholds = engine, options, list(thresholds)
+    ``mode``: which text (textseg_kinds.mode_probability): "all" (either kind: these sets' truth holds all
+    text), "dialogue" (lettering) or "sfx"."""
+
+    def __init__(self, engine: Engine, options: CleanOptions, thresholds: Sequence[float], mode: str = "all"):
+        self.engine, self.options, self.thresholds, self.mode = engine, options, list(thresholds), mode
+
+    def probability(self, rgb: np.ndarray) -> np.ndarray:
+        from engine.workshop.eval.textseg_kinds import kind_probabilities, mode_probability
+
+        if self.options.bfloat16 is None and bfloat16_is_native():  # the engine's own path, as users get it
+            return self.engine.detect(rgb, self.options)
+        prob = kind_probabilities(self.engine._model("textseg"), rgb, self.options.detect_short_side)
+        return mode_probability(prob, self.mode)
 
     def masks(self, rgb: np.ndarray) -> dict[float, np.ndarray]:
         """Threshold -> tight mask (snapped to the ink, as the pipeline makes it) at each level."""
-        prob = self.engine.detect(rgb, self.options)
+        prob = self.probability(rgb)
         return {t: tight_mask(prob, rgb, replace(self.options, threshold=t)) for t in self.thresholds}
 
     @property
@@ -70,17 +82,30 @@ def visible_truth(image: np.ndarray, clean: np.ndarray, truth: np.ndarray, level
 
 
 def synthetic_set(predict: Predictor, limit: int | None) -> list[dict]:
+    from engine.workshop.eval.textseg_kinds import kind_probabilities, mode_probability
     from engine.workshop.synth import make_page
 
     counts = {t: MaskCounts() for t in predict.thresholds}
+    kinds = {"lettering": MaskCounts(), "sfx": MaskCounts()}
+    two = getattr(predict.engine._model("textseg"), "out_channels", 1) == 2
     visible = MaskCounts()
     count = min(limit or SYNTH_VALIDATION_PAGES, SYNTH_VALIDATION_PAGES)
     for i in range(count):
         page = make_page(VALIDATION_SEED_BASE + i, 768, 768)
         visible.add(visible_truth(page.image, page.clean, page.text_mask), page.text_mask)
+        if two:  # each kind's own channel against its own truth, at the engine's threshold
+            prob = kind_probabilities(predict.engine._model("textseg"), page.image, predict.options.detect_short_side)
+            kinds["lettering"].add(tight_mask(mode_probability(prob, "dialogue"), page.image, predict.options),
+                                   page.lettering_mask)
+            kinds["sfx"].add(tight_mask(mode_probability(prob, "sfx"), page.image, predict.options), page.sfx_mask)
         for t, pred in predict.masks(page.image).items():
             counts[t].add(pred, page.text_mask)
-    return _rows({"set": "synthetic validation", "pages": count, "visible_f1": visible.f1}, counts)
+    rows = _rows({"set": "synthetic validation", "pages": count, "visible_f1": visible.f1}, counts)
+    if two:
+        for kind, kind_counts in kinds.items():
+            rows.append({"set": f"synthetic validation, {kind} channel alone", "pages": count,
+                         "threshold": predict.options.threshold, **kind_counts.scores()})
+    return rows
 
 
 def mimi_font(root: Path) -> str:

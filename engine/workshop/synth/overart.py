@@ -43,6 +43,7 @@ def letter_over_art(art: np.ndarray, seed: int, text_scale: float = 1.0) -> Synt
     H, W, C = canvas.shape
     ink, white = np.zeros(C, np.float32), np.ones(C, np.float32)
     mask = np.zeros((H, W), bool)
+    sfx_mask = np.zeros((H, W), bool)
     clean = canvas.copy()
     if rng.random() >= NO_TEXT_SHARE:
         dark = (canvas.mean(axis=2) < 0.75).astype(np.int32)
@@ -60,6 +61,7 @@ def letter_over_art(art: np.ndarray, seed: int, text_scale: float = 1.0) -> Synt
                 if spot is None:
                     continue
                 cols = [ink] * len(let.layers)
+                is_sfx = False
             elif kind < 0.85:  # white-outlined text or an aside straight over the art
                 role = "aside" if rng.random() < 0.4 else "free"
                 size = max(7, int(page._log_uniform(rng, 10, 40) * text_scale))
@@ -70,6 +72,7 @@ def letter_over_art(art: np.ndarray, seed: int, text_scale: float = 1.0) -> Synt
                     continue
                 spot = page._rint(rng, 0, W - w), page._rint(rng, 0, H - h)
                 cols = [white, ink] if s else [ink]
+                is_sfx = False
             else:  # a sound effect
                 size = max(16, int(page._log_uniform(rng, 40, 160) * text_scale))
                 style = int(rng.integers(4))
@@ -79,10 +82,11 @@ def letter_over_art(art: np.ndarray, seed: int, text_scale: float = 1.0) -> Synt
                     continue
                 spot = page._rint(rng, -w // 4, W - w * 3 // 4), page._rint(rng, -h // 4, H - h * 3 // 4)
                 cols = {0: [ink], 1: [white, ink], 2: [ink, white, ink], 3: [ink, white]}[style]
+                is_sfx = True
             x, y = spot
             if not page._free((x, y, x + w, y + h), taken):
                 continue
-            if page._paint_lettering(canvas, mask, let, cols, x, y):
+            if page._paint_lettering(canvas, sfx_mask if is_sfx else mask, let, cols, x, y):
                 taken.append((x, y, x + w, y + h))
     image_u8, clean_u8 = degrade.degrade_pair([canvas, clean], rng)
-    return SynthPage(image=image_u8, text_mask=mask, clean=clean_u8)
+    return SynthPage(image=image_u8, text_mask=mask | sfx_mask, clean=clean_u8, sfx_mask=sfx_mask & ~mask)

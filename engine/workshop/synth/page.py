@@ -7,26 +7,39 @@ identical scan degradations of the page and the clean snapshot.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.workshop.synth import art, balloons, corpus, degrade, fonts, lettering, tones
+from engine.workshop.synth import art, balloons, corpus, degrade, fonts, lettering, negatives, tones
 
 # Separate the generator's random stream from other users of the same integer seed (e.g. crop pickers).
 _STREAM = 0x5E17
 _RAIN_STREAM = 0x5E18  # its own stream: pages without rain keep their bytes
+_NEGATIVE_STREAM = 0x5E19  # hard negatives too
 
 
 @dataclass
 class SynthPage:
     """A synthetic page. ``image`` uint8 (H, W, 3) RGB with text, degraded like a scan; ``text_mask`` bool
     (H, W), the exact glyph + outline pixels (coverage >= 25%); ``clean`` uint8 (H, W, 3), the same page
-    without text and with the same degradations."""
+    without text and with the same degradations. ``sfx_mask`` bool (H, W): the part of ``text_mask`` that is
+    sound effects (drawn, stylised text that belongs to the art); the rest of ``text_mask`` is lettering
+    (dialogue, narration, asides, titles). Empty when not given."""
 
     image: np.ndarray
     text_mask: np.ndarray
     clean: np.ndarray
+    sfx_mask: np.ndarray | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if self.sfx_mask is None:
+            self.sfx_mask = np.zeros_like(self.text_mask)
+
+    @property
+    def lettering_mask(self) -> np.ndarray:
+        """bool (H, W): the text that is not sound effects."""
+        return self.text_mask & ~self.sfx_mask
 
 
 SCRIPT_WEIGHTS = {"ja": 0.6, "en": 0.2, "ko": 0.1, "zh": 0.1}
@@ -324,17 +337,20 @@ def make_page(
     grey: bool | None = None,
     shout_share: float = 0.0,
     rain_share: float = 0.0,
+    negative_share: float = 0.0,
 ) -> SynthPage:
     """A synthetic page (see :class:`SynthPage`). Same seed and size -> same bytes, given the installed
     packages. ``grey``: force a grey (True) or colour (False) page; default: grey 85% of the time.
     ``shout_share``: the share of balloons that hold a short shout or punctuation alone (:func:`shout`);
     ``rain_share``: the share of panels given a field of rain-like dashes (:func:`art.rain`, drawn from a random
-    stream of its own). At 0 each, the page is exactly what it was before the option existed (the fixed
-    validation sets rely on that)."""
+    stream of its own); ``negative_share``: the share of panels given hard negatives (:mod:`negatives`: hands,
+    flowers, bottles, steam, eyes, ornaments, clusters of strokes; a stream of their own). At 0 each, the page
+    is exactly what it was before the option existed (the fixed validation sets rely on that)."""
     if height < 32 or width < 32:
         raise ValueError(f"page size {height}x{width} is too small: use at least 32x32 px")
     rng = np.random.default_rng((int(seed) & 0xFFFFFFFFFFFF, _STREAM))
     rain_rng = np.random.default_rng((int(seed) & 0xFFFFFFFFFFFF, _RAIN_STREAM))
+    negative_rng = np.random.default_rng((int(seed) & 0xFFFFFFFFFFFF, _NEGATIVE_STREAM))
     H, W = int(height), int(width)
     colour = (rng.random() < 0.15) if grey is None else not grey
     C = 3 if colour else 1
@@ -358,6 +374,8 @@ def make_page(
         content = panel_content(rng, y1 - y0, x1 - x0, C, colour, ink)
         if rain_share and rain_rng.random() < rain_share:
             art.rain(content, rain_rng, ink if content.mean() > 0.35 else white)
+        if negative_share and negative_rng.random() < negative_share:
+            negatives.hard_negatives(content, negative_rng, ink if content.mean() > 0.3 else white)
         local = [(px - x0, py - y0) for px, py in poly]
         inside = tones.poly_mask(y1 - y0, x1 - x0, local)
         tones.paint(canvas, inside, content, x0, y0)
@@ -373,7 +391,7 @@ def make_page(
     no_text = rng.random() < 0.12
     main_script = _choice(rng, SCRIPT_WEIGHTS)
     unit = min(H, W) / 768 * 1.0  # sizes are tuned for a 768 px page at typical scan resolution
-    pending: list[tuple] = []  # text painted after the clean snapshot: (lettering, colours, x, y)
+    pending: list[tuple] = []  # text painted after the clean snapshot: (lettering, colours, x, y, is_sfx)
 
     texts: list[tuple[int, int, int, int]] = []  # rects of placed text (x0, y0, x1, y1)
     blobs: list[
@@ -430,7 +448,7 @@ def make_page(
             tones.paint(canvas, b_ink, ink, bx, by)
             tones.paint(canvas, b_fill, fill_col, bx, by)
             text_col = white if dark else ink
-            pending.append((let, [text_col] * len(let.layers), tx, ty))
+            pending.append((let, [text_col] * len(let.layers), tx, ty, False))
 
         # text straight over the art: white-outlined (fuchidori) dialogue, narration, asides
         for _ in range(int(rng.choice([0, 0, 1, 1, 2, 3]))):
@@ -459,7 +477,7 @@ def make_page(
             texts.append((tx, ty, tx + tw, ty + th))
             light_text = rng.random() < 0.12
             cols = ([ink, white] if light_text else [white, ink]) if s else [white if light_text else ink]
-            pending.append((let, cols, tx, ty))
+            pending.append((let, cols, tx, ty, False))
 
         # sound effects: over art, panel borders and balloon rims, but not over other text
         for _ in range(int(rng.choice([0, 0, 1, 1, 2]))):
@@ -491,10 +509,11 @@ def make_page(
             else:  # tone-filled letters with an ink outline
                 fill = tones.random_tone(th, tw, rng, float(rng.uniform(0.2, 0.6)))[..., None] * white
                 cols = [ink, fill]
-            pending.append((let, cols, tx, ty))
+            pending.append((let, cols, tx, ty, True))
 
     clean = canvas.copy()
-    for let, cols, tx, ty in pending:
-        _paint_lettering(canvas, mask, let, cols, tx, ty)
+    sfx_mask = np.zeros((H, W), bool)
+    for let, cols, tx, ty, is_sfx in pending:
+        _paint_lettering(canvas, sfx_mask if is_sfx else mask, let, cols, tx, ty)
     image_u8, clean_u8 = degrade.degrade_pair([canvas, clean], rng)
-    return SynthPage(image=image_u8, text_mask=mask, clean=clean_u8)
+    return SynthPage(image=image_u8, text_mask=mask | sfx_mask, clean=clean_u8, sfx_mask=sfx_mask & ~mask)

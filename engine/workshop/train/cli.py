@@ -52,7 +52,9 @@ def train_main(args) -> int:
 
 def _typed(current, name: str, value: str):
     """``value`` converted to the type of the setting ``name``, whose default is ``current`` (a number, a flag or a
-    tuple of whole numbers written ``16,64,64``)."""
+    tuple of whole numbers written ``16,64,64``, or a text: a path, names)."""
+    if current is None or isinstance(current, str):  # a path or a list of names
+        return value
     try:
         if isinstance(current, bool):
             if value.lower() not in ("true", "false", "1", "0"):
@@ -68,8 +70,8 @@ def _typed(current, name: str, value: str):
     except ValueError:
         kind = "list of whole numbers, e.g. 16,64,64" if isinstance(current, tuple) else type(current).__name__
         raise EngineError(f"--set {name}={value}: expected a {kind}") from None
-    raise EngineError(f"--set cannot change {name!r} (a {type(current).__name__}); only numbers, flags and lists "
-                      "of whole numbers")
+    raise EngineError(f"--set cannot change {name!r} (a {type(current).__name__}); only numbers, flags, texts "
+                      "and lists of whole numbers")
 
 
 def _validation_at(run_dir: Path, step: int) -> dict | None:

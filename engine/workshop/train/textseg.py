@@ -2,7 +2,13 @@
 
 Each step trains on crops cut from freshly generated pages (generated in-process: a loader worker would compete
 for the same two cores). Loss: weighted binary cross-entropy (text weight 2, which the original notes found
-better than focal loss) plus a soft Dice term. AdamW with warm-up and cosine decay.
+better than focal loss) plus a soft Dice term, per output channel. AdamW with warm-up and cosine decay.
+
+With ``out_channels=2`` the network tells the kinds of text apart: channel 0 learns the lettering (dialogue,
+narration, asides, titles) and channel 1 the sound effects the generator draws. Tiles of real manga pages whose
+text was boxed by hand (``manga_pages_dir`` + ``manga_boxes``, see engine/workshop/train/manga_boxes.py) add real
+artwork: their ink outside every box is art for both channels; inside a box the pixels count only as its kind
+says (see manga_boxes.targets).
 """
 
 from __future__ import annotations
@@ -16,12 +22,14 @@ import torch
 import torch.nn.functional as F
 
 from engine.models import build_model
-from engine.pipeline.detect import predict_probability, to_grey
+from engine.pipeline.detect import to_grey
 from engine.workshop.eval.metrics import MaskCounts
 from engine.workshop.eval.realpages import erase_gutter_credits
 from engine.workshop.train.common import (
     RealArt,
+    init_from_weights,
     load_imagenet_mobilenet_v2,
+    model_tensors,
     resolve_config,
     run_loop,
     with_real_art_from_env,
@@ -63,10 +71,21 @@ class TextSegConfig:
     # and finer lines than the generator draws). At 1 and 1 the batches are exactly what they were without it.
     crop_zoom_min: float = 1.0
     crop_zoom_max: float = 1.0
+    out_channels: int = 1        # 2: lettering and sound effects apart (channel 0, channel 1)
+    negative_share: float = 0.0  # panels given hard negatives (engine.workshop.synth.negatives: hands, flowers, ...)
+    init_weights: str | None = None  # a new run starts from this weights file (a 1-channel head fills both)
+    manga_pages_dir: str | None = None  # real manga pages whose text manga_boxes boxes
+    manga_boxes: str | None = None      # the annotation (engine/workshop/eval/annotations/*.json format)
+    manga_share: float = 0.0            # share of pages drawn from those
+    manga_held_out: str = ""            # page file names never trained on, comma-separated (for evaluation)
+    freeze_encoder: bool = False        # train the pooling and the decoder only (about half the work per step)
 
     def model_kwargs(self) -> dict:
-        return {"in_channels": self.in_channels, "width": self.width, "rfb_channels": self.rfb_channels,
-                "decoder_channels": self.decoder_channels}
+        kwargs = {"in_channels": self.in_channels, "width": self.width, "rfb_channels": self.rfb_channels,
+                  "decoder_channels": self.decoder_channels}
+        if self.out_channels != 1:
+            kwargs["out_channels"] = self.out_channels
+        return kwargs
 
 
 def _load_strip(path: Path) -> np.ndarray:
@@ -77,6 +96,7 @@ def _load_strip(path: Path) -> np.ndarray:
 
 
 _ZOOM_STREAM = 0x2007  # crop zoom factors come from a random stream of their own (other draws keep their values)
+_MANGA_STREAM = 0x2008  # so do the draws of boxed manga pages
 
 
 def zoomed(grey: np.ndarray, mask: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -89,18 +109,33 @@ def zoomed(grey: np.ndarray, mask: np.ndarray, size: int) -> tuple[np.ndarray, n
     return g, m
 
 
+def kind_targets(text: np.ndarray, sfx: np.ndarray, out_channels: int) -> np.ndarray:
+    """float32 (out_channels, H, W) targets from the page's text and sound-effect masks: one channel = all
+    text; two = lettering (text that is not sound effects), sound effects."""
+    if out_channels == 1:
+        return text[None].astype(np.float32)
+    return np.stack([text & ~sfx, sfx]).astype(np.float32)
+
+
 class CropStream:
-    """Batches of (grey crops float (B,1,c,c) in [0,1], masks float (B,1,c,c)) from synthetic pages and, when
-    a real-art folder is given, from clean real strips with generated lettering (hard negatives: real line art).
+    """Batches of (grey crops float (B,1,c,c) in [0,1], targets float (B,K,c,c), weights float (B,K,c,c)) from
+    synthetic pages and, when a real-art folder is given, from clean real strips with generated lettering (hard
+    negatives: real line art), and, when boxed manga pages are given, tiles of them (K = out_channels; weight 0
+    = the pixel is not scored).
 
     ``next_page`` is the seed of the next page to generate: saving it makes the stream resumable.
     """
 
     def __init__(self, cfg: TextSegConfig, next_page: int = 0):
+        from engine.workshop.train.manga_boxes import BoxedPages
+
         self.cfg = cfg
         self.next_page = next_page
-        self.buffer: list[tuple[np.ndarray, np.ndarray]] = []
+        self.buffer: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.real = RealArt(cfg.real_art_dir, _load_strip)
+        held_out = [name for name in cfg.manga_held_out.split(",") if name]
+        self.manga = BoxedPages(cfg.manga_pages_dir, cfg.manga_boxes, held_out) \
+            if cfg.manga_pages_dir and cfg.manga_boxes and cfg.manga_share > 0 else None
 
     def _real_page(self, seed: int, rng: np.random.Generator):
         """A page_size window of a randomly scaled clean strip, lettered by the generator."""
@@ -128,14 +163,23 @@ class CropStream:
         self.next_page += 1
         rng = np.random.default_rng(seed)
         zoom_rng = None  # synthetic pages only: real strips are scaled already
-        if self.real and rng.random() < cfg.real_art_share:
-            page = self._real_page(seed, rng)
+        weight = None
+        if self.manga is not None and np.random.default_rng((seed, _MANGA_STREAM)).random() < cfg.manga_share:
+            grey, target, weight = self.manga.page(np.random.default_rng((seed, _MANGA_STREAM, 1)),
+                                                   cfg.out_channels)
+            mask = target.any(axis=0)
         else:
-            page = make_page(seed, cfg.page_size, cfg.page_size, shout_share=cfg.shout_share,
-                             rain_share=cfg.rain_share)
-            if (cfg.crop_zoom_min, cfg.crop_zoom_max) != (1.0, 1.0):
-                zoom_rng = np.random.default_rng((seed, _ZOOM_STREAM))
-        grey, mask = to_grey(page.image), page.text_mask
+            if self.real and rng.random() < cfg.real_art_share:
+                page = self._real_page(seed, rng)
+            else:
+                page = make_page(seed, cfg.page_size, cfg.page_size, shout_share=cfg.shout_share,
+                                 rain_share=cfg.rain_share, negative_share=cfg.negative_share)
+                if (cfg.crop_zoom_min, cfg.crop_zoom_max) != (1.0, 1.0):
+                    zoom_rng = np.random.default_rng((seed, _ZOOM_STREAM))
+            grey, mask = to_grey(page.image), page.text_mask
+            target = kind_targets(mask, page.sfx_mask, cfg.out_channels)
+        if weight is None:
+            weight = np.ones_like(target)
         text_points = np.argwhere(mask)
         h, w = mask.shape
         for _ in range(cfg.crops_per_page):
@@ -149,30 +193,42 @@ class CropStream:
                 x0 = int(np.clip(cx - rng.integers(c), 0, w - c))
             else:
                 y0, x0 = int(rng.integers(h - c + 1)), int(rng.integers(w - c + 1))
-            crop_grey, crop_mask = grey[y0:y0 + c, x0:x0 + c], mask[y0:y0 + c, x0:x0 + c]
+            crop_grey = grey[y0:y0 + c, x0:x0 + c]
+            crop_target, crop_weight = target[:, y0:y0 + c, x0:x0 + c], weight[:, y0:y0 + c, x0:x0 + c]
             if c != cfg.crop:
-                crop_grey, crop_mask = zoomed(crop_grey, crop_mask, cfg.crop)
-            self.buffer.append((crop_grey, crop_mask))
+                channels = [zoomed(crop_grey, channel >= 0.5, cfg.crop) for channel in crop_target]
+                crop_grey = channels[0][0]
+                crop_target = np.stack([m for _, m in channels]).astype(np.float32)
+                crop_weight = np.ones_like(crop_target)  # zoom is for synthetic pages: every pixel scored
+            self.buffer.append((crop_grey, crop_target, crop_weight))
 
-    def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         while len(self.buffer) < self.cfg.batch:
             self._fill()
         items, self.buffer = self.buffer[: self.cfg.batch], self.buffer[self.cfg.batch :]
         x = torch.from_numpy(np.stack([i[0] for i in items])).float().div_(255.0)[:, None]
-        y = torch.from_numpy(np.stack([i[1] for i in items])).float()[:, None]
-        return x, y
+        y = torch.from_numpy(np.stack([i[1] for i in items])).float()
+        w = torch.from_numpy(np.stack([i[2] for i in items])).float()
+        return x, y, w
 
 
-def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, text_weight: float, dice_weight: float):
-    """Weighted BCE (text pixels weighted ``text_weight``) + ``dice_weight`` * soft Dice loss."""
+def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, text_weight: float, dice_weight: float,
+                      scored: torch.Tensor | None = None):
+    """Weighted BCE (text pixels weighted ``text_weight``) + ``dice_weight`` * soft Dice loss, each channel
+    alike (B, K, H, W); ``scored`` (same shape, 0 or 1) leaves pixels out of both terms."""
     weight = 1.0 + (text_weight - 1.0) * target
-    bce = F.binary_cross_entropy_with_logits(logits, target, weight=weight)
+    if scored is not None:
+        weight = weight * scored
+    bce = (F.binary_cross_entropy_with_logits(logits, target, weight=weight, reduction="none").sum()
+           / weight.gt(0).sum().clamp(min=1))
     if dice_weight == 0:
         return bce
     prob = torch.sigmoid(logits)
-    inter = (prob * target).sum()
-    dice = 1.0 - (2.0 * inter + 1.0) / (prob.sum() + target.sum() + 1.0)
-    return bce + dice_weight * dice
+    if scored is not None:
+        prob, target = prob * scored, target * scored
+    inter = (prob * target).sum(dim=(0, 2, 3))
+    dice = 1.0 - (2.0 * inter + 1.0) / (prob.sum(dim=(0, 2, 3)) + target.sum(dim=(0, 2, 3)) + 1.0)
+    return bce + dice_weight * dice.mean()
 
 
 def validation_set(count: int, size: int):
@@ -180,18 +236,50 @@ def validation_set(count: int, size: int):
 
     for i in range(count):
         page = make_page(VALIDATION_SEED_BASE + i, size, size)
-        yield to_grey(page.image), page.text_mask
+        yield to_grey(page.image), page.text_mask, page.sfx_mask
 
 
-def validate(model: torch.nn.Module, pages: list[tuple[np.ndarray, np.ndarray]]) -> dict:
-    counts = MaskCounts()
-    for grey, truth in pages:
-        counts.add(predict_probability(model, grey) >= 0.5, truth)
-    return counts.scores()
+def kind_probabilities(model: torch.nn.Module, grey: np.ndarray) -> np.ndarray:
+    """float32 (K, h, w): each output channel's probability on one uint8 (h, w) window (K = out_channels)."""
+    from engine.pipeline.tiling import pad_to_multiple
+
+    x = torch.from_numpy(np.ascontiguousarray(grey, np.float32)).div_(255.0)[None, None]
+    x, (h, w) = pad_to_multiple(x, model.stride)
+    with torch.inference_mode():
+        logits = model(x.contiguous(memory_format=torch.channels_last))
+    return torch.sigmoid(logits[0, :, :h, :w].float()).numpy()
+
+
+def validate(model: torch.nn.Module, pages: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> dict:
+    """Scores of all text (either channel) and, with two channels, of each kind (f1_lettering, f1_sfx)."""
+    counts, kinds = MaskCounts(), [MaskCounts(), MaskCounts()]
+    for grey, truth, sfx in pages:
+        prob = kind_probabilities(model, grey)
+        counts.add(prob.max(axis=0) >= 0.5, truth)
+        if len(prob) == 2:
+            kinds[0].add(prob[0] >= 0.5, truth & ~sfx)
+            kinds[1].add(prob[1] >= 0.5, sfx)
+    scores = counts.scores()
+    if getattr(model, "out_channels", 1) == 2:
+        scores.update({"f1_lettering": kinds[0].f1, "f1_sfx": kinds[1].f1})
+    return scores
+
+
+def freeze_encoder(model: torch.nn.Module) -> None:
+    """Keep the encoder as it is: no gradients, and its batch norms in evaluation mode whatever ``train()``
+    later says."""
+    import types
+
+    for p in model.encoder.parameters():
+        p.requires_grad_(False)
+    model.encoder.train = types.MethodType(lambda self, mode=True: torch.nn.Module.train(self, False), model.encoder)
+    model.encoder.eval()
 
 
 def build(cfg: TextSegConfig):
     model = build_model("textseg", **cfg.model_kwargs())
+    if cfg.freeze_encoder:
+        freeze_encoder(model)
     encoder = [p for n, p in model.named_parameters() if n.startswith("encoder.")]
     rest = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
     optimizer = torch.optim.AdamW(
@@ -210,7 +298,9 @@ def train(run_dir: Path, cfg: TextSegConfig | None, minutes: float | None, log=p
     model, optimizer = build(cfg)
     info = load_state(run_dir, model, optimizer)
     if info is None:
-        if cfg.pretrained and cfg.width == 1.0 and cfg.in_channels == 1:
+        if cfg.init_weights:
+            init_from_textseg_weights(model, cfg.init_weights, log)
+        elif cfg.pretrained and cfg.width == 1.0 and cfg.in_channels == 1:
             load_imagenet_mobilenet_v2(model.encoder, log)
         info = {"step": 0, "next_page": 0, "samples": 0}
         log(f"new run {run_dir} with {asdict(cfg)}")
@@ -226,11 +316,30 @@ def train(run_dir: Path, cfg: TextSegConfig | None, minutes: float | None, log=p
         return batch
 
     def compute_loss(batch):
-        x, y = batch
-        return segmentation_loss(model(x), y, cfg.text_weight, cfg.dice_weight)
+        x, y, scored = batch
+        return segmentation_loss(model(x), y, cfg.text_weight, cfg.dice_weight, scored)
 
     return run_loop(run_dir, cfg, model, optimizer, next_batch, compute_loss,
                     lambda: validate(model, val_pages), info, minutes, log)
+
+
+def init_from_textseg_weights(model: torch.nn.Module, path: str, log) -> None:
+    """Start from a weights file; a 1-channel head (all text) becomes every channel of a wider one, so a
+    2-channel network starts by calling all text both lettering and sound effects, and learns them apart."""
+    import tempfile
+
+    from safetensors.torch import load_file, save_file
+
+    tensors = model_tensors(load_file(path))
+    state = model.state_dict()
+    for name in ("decoder.head.weight", "decoder.head.bias"):
+        if name in tensors and name in state and tensors[name].shape[0] == 1 != state[name].shape[0]:
+            tensors[name] = tensors[name].repeat(state[name].shape[0], *([1] * (tensors[name].dim() - 1)))
+    with tempfile.TemporaryDirectory() as tmp:
+        widened = Path(tmp) / "init.safetensors"
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(widened))
+        init_from_weights(model, str(widened), log)
+    log(f"(the tensors above come from {path})")
 
 
 CONFIG_CLASS = TextSegConfig

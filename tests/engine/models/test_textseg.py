@@ -42,3 +42,12 @@ def test_registry_lists_valid_names():
 @pytest.mark.parametrize("value,expected", [(32, 32), (32 * 0.35, 16), (24 * 0.5, 16), (320 * 1.4, 448), (4, 8)])
 def test_make_divisible(value, expected):
     assert make_divisible(value) == expected
+
+
+def test_two_output_channels_lettering_and_sound_effects():
+    net = TextSegNet(1, 0.35, rfb_channels=32, decoder_channels=16, out_channels=2)
+    assert net.out_channels == 2
+    assert net(torch.rand(1, 1, 32, 48)).shape == (1, 2, 32, 48)
+    assert TextSegNet(1, 0.35).out_channels == 1
+    with pytest.raises(ValueError, match="1 \\(text\\) or 2"):
+        TextSegNet(1, 0.35, out_channels=3)

@@ -249,3 +249,48 @@ def test_rain_draws_short_parallel_dashes_in_ink():
     assert count >= 10
     sizes = ndimage.sum(inked, labels, range(1, count + 1))
     assert np.median(sizes) < 200  # dashes, not strokes across the panel
+
+
+def test_sound_effects_are_their_own_part_of_the_text_mask(pages):
+    for page in pages:
+        assert not (page.sfx_mask & ~page.text_mask).any()
+        assert (page.lettering_mask | page.sfx_mask == page.text_mask).all()
+        assert not (page.lettering_mask & page.sfx_mask).any()
+    assert any(page.sfx_mask.any() for page in pages)
+    assert any(page.lettering_mask.any() for page in pages)
+
+
+def test_lettering_over_art_tells_sound_effects_apart():
+    from engine.workshop.synth.overart import letter_over_art
+
+    art = np.full((384, 384), 235, np.uint8)
+    found = [letter_over_art(art, s) for s in range(24)]
+    assert any(p.sfx_mask.any() for p in found) and any(p.lettering_mask.any() for p in found)
+    assert all(not (p.sfx_mask & ~p.text_mask).any() for p in found)
+
+
+def test_hard_negatives_are_off_by_default_and_are_art_not_text():
+    for seed in (3, 11):
+        plain, explicit = make_page(seed, 256, 256), make_page(seed, 256, 256, negative_share=0.0)
+        assert (plain.image == explicit.image).all() and (plain.sfx_mask == explicit.sfx_mask).all()
+    changed = 0
+    for seed in range(6):
+        plain, busy = make_page(seed, 256, 256), make_page(seed, 256, 256, negative_share=1.0)
+        # the same lettering (negatives draw from their own stream); only where new ink under it changes whether
+        # a piece is visible enough to count as text (page.MIN_VISIBILITY) may the masks differ
+        differ = int((busy.text_mask ^ plain.text_mask).sum())
+        assert differ <= 0.05 * max(1, int((busy.text_mask | plain.text_mask).sum()))
+        changed += int((plain.image != busy.image).any())
+    assert changed >= 4
+
+
+@pytest.mark.parametrize("painter", range(8))
+def test_each_hard_negative_draws_ink(painter):
+    from engine.workshop.synth import negatives
+
+    inked = 0.0
+    for seed in range(4):  # some draw partly off the canvas: at least one of four lands on it
+        canvas = np.ones((240, 240, 1), np.float32)
+        negatives.PAINTERS[painter](canvas, np.random.default_rng(seed), np.zeros(1, np.float32))
+        inked = max(inked, float((canvas[..., 0] < 0.5).mean()))
+    assert 0.0005 < inked < 0.5

@@ -151,8 +151,8 @@ def test_textseg_crops_from_real_art_are_lettered_strips(tmp_path):
     for i in range(2):  # file 000 is held out: only the dark grey 001 may be used
         Image.fromarray(np.full((300, 900), 10 + 90 * i, np.uint8)).save(folder / f"{i:03}.png")
     cfg = textseg.TextSegConfig(page_size=128, crop=64, batch=8, real_art_dir=str(folder), real_art_share=1.0)
-    x, y = textseg.CropStream(cfg).batch()
-    assert x.shape == (8, 1, 64, 64) and y.shape == (8, 1, 64, 64)
+    x, y, scored = textseg.CropStream(cfg).batch()
+    assert x.shape == (8, 1, 64, 64) and y.shape == (8, 1, 64, 64) and bool((scored == 1).all())
     background = x[y == 0]
     # the held-out strip is grey 10 (0.04); the trained-on one is grey 100 (0.39), shifted by scan degradations
     assert 0.2 < float(background.median()) < 0.6
@@ -224,9 +224,69 @@ def test_zoomed_crop_resizes_the_grey_and_keeps_text_where_half_a_pixel_was():
 def test_crop_zoom_draws_smaller_text_from_its_own_stream():
     plain = textseg.TextSegConfig(page_size=192, crop=64, batch=8)
     zoom = textseg.TextSegConfig(page_size=192, crop=64, batch=8, crop_zoom_min=0.5, crop_zoom_max=0.5)
-    x0, y0 = textseg.CropStream(plain).batch()
-    x1, y1 = textseg.CropStream(zoom).batch()
-    x2, y2 = textseg.CropStream(zoom).batch()
+    x0, y0, _ = textseg.CropStream(plain).batch()
+    x1, y1, _ = textseg.CropStream(zoom).batch()
+    x2, y2, _ = textseg.CropStream(zoom).batch()
     assert x1.shape == x0.shape and y1.shape == y0.shape
     assert torch.equal(x1, x2) and torch.equal(y1, y2)  # same seed, same batch
     assert not torch.equal(x1, x0)
+
+
+def test_two_channel_targets_split_lettering_from_sound_effects():
+    text = np.array([[True, True, False]])
+    sfx = np.array([[False, True, False]])
+    assert textseg.kind_targets(text, sfx, 1).tolist() == [[[1, 1, 0]]]
+    assert textseg.kind_targets(text, sfx, 2).tolist() == [[[1, 0, 0]], [[0, 1, 0]]]
+
+
+def test_two_channel_crops_carry_both_kinds_and_zoom_keeps_them_apart():
+    cfg = textseg.TextSegConfig(page_size=256, crop=64, batch=8, out_channels=2, crop_zoom_min=0.6,
+                                crop_zoom_max=0.9, shout_share=0.2)
+    x, y, scored = textseg.CropStream(cfg).batch()
+    assert y.shape == (8, 2, 64, 64) and scored.shape == y.shape
+    assert not bool((y[:, 0] * y[:, 1]).any())  # a pixel is one kind or the other
+
+
+def test_unscored_pixels_do_not_move_the_loss():
+    logits = torch.zeros(1, 2, 4, 4)
+    target = torch.zeros(1, 2, 4, 4)
+    scored = torch.ones(1, 2, 4, 4)
+    scored[0, 1, 0, 0] = 0  # a pixel left out of the sound-effect channel
+    base = textseg.segmentation_loss(logits, target, 2.0, 0.5, scored)
+    wrong = logits.clone()
+    wrong[0, 1, 0, 0] = 20.0  # a very confident sound effect where the target says none
+    assert torch.isclose(textseg.segmentation_loss(wrong, target, 2.0, 0.5, scored), base, atol=1e-6)
+    scored[0, 1, 0, 0] = 1
+    assert textseg.segmentation_loss(wrong, target, 2.0, 0.5, scored) > \
+        textseg.segmentation_loss(logits, target, 2.0, 0.5, scored) + 0.1
+
+
+def test_a_two_channel_run_starts_from_one_channel_weights_on_both_channels(tmp_path):
+    from safetensors.torch import save_file
+
+    from engine.models.textseg import TextSegNet
+
+    one = TextSegNet(1, 0.35, rfb_channels=32, decoder_channels=16)
+    path = tmp_path / "one.safetensors"
+    save_file({k: v.contiguous() for k, v in one.state_dict().items()}, str(path))
+    two = TextSegNet(1, 0.35, rfb_channels=32, decoder_channels=16, out_channels=2)
+    textseg.init_from_textseg_weights(two, str(path), log=lambda m: None)
+    one.eval()
+    two.eval()
+    x = torch.rand(1, 1, 32, 32)
+    with torch.no_grad():
+        a, b = one(x), two(x)
+    assert torch.allclose(b[:, :1], a, atol=1e-5) and torch.allclose(b[:, 1:], a, atol=1e-5)
+
+
+def test_a_frozen_encoder_stays_as_it_was(tmp_path):
+    cfg = textseg.TextSegConfig(width=0.35, rfb_channels=32, decoder_channels=16, out_channels=2,
+                                freeze_encoder=True, pretrained=False)
+    model, optimizer = textseg.build(cfg)
+    model.train()
+    before = {k: v.clone() for k, v in model.encoder.state_dict().items()}
+    loss = textseg.segmentation_loss(model(torch.rand(2, 1, 32, 32)), torch.zeros(2, 2, 32, 32), 2.0, 0.5)
+    loss.backward()
+    optimizer.step()
+    assert not model.encoder.training
+    assert all(torch.equal(before[k], v) for k, v in model.encoder.state_dict().items())
