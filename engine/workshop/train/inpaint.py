@@ -278,4 +278,6 @@ ARCH = "pconv_unet"
 TRAINING_DATA = ("engine.workshop.synth.make_inpaint_sample backgrounds with text-shaped holes (seeds counted up "
                  "from 0), "
                  "plus clean real comic strips when a real-art folder was given, and tiles of real manga pages "
-                 "(engine.workshop.train.manga_tiles; holes kept off their text) when a manga-art folder was given")
+                 "(engine.workshop.train.manga_tiles; holes kept off their text) when a manga-art folder was given; "
+                 "big_hole_share of the samples with a sound effect's hole instead (engine.workshop.synth.inpaint."
+                 "glyph_hole: one to three bold outlined glyphs 60-120 px)")
