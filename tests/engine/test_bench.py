@@ -71,6 +71,6 @@ def test_two_sound_effects_are_two_big_glyph_groups_apart():
     assert count == 2  # two groups, each of one to three glyphs
     for label in (1, 2):
         ys, xs = np.nonzero((grouped == label) & hole)
-        assert max(ys.ptp(), xs.ptp()) >= 60  # sound-effect sized
+        assert max(np.ptp(ys), np.ptp(xs)) >= 60  # sound-effect sized
     assert np.array_equal(hole, bench.two_sound_effects(1200, 900))
     assert bench.two_sound_effects(300, 200).shape == (300, 200)  # a page smaller than the area still works

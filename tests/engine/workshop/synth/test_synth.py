@@ -297,8 +297,9 @@ def test_each_hard_negative_draws_ink(painter):
 
 
 def test_glyph_holes_are_one_to_three_big_outlined_glyphs_and_repeat_for_a_seed():
-    from engine.synth.inpaint import glyph_hole
     from scipy import ndimage
+
+    from engine.workshop.synth.inpaint import glyph_hole
 
     heights = []
     for seed in range(8):
@@ -306,7 +307,7 @@ def test_glyph_holes_are_one_to_three_big_outlined_glyphs_and_repeat_for_a_seed(
         assert hole.dtype == bool and hole.shape == (320, 320)
         assert 0.02 < hole.mean() < 0.6
         ys, xs = np.nonzero(hole)
-        heights.append(max(ys.ptp(), xs.ptp()))
+        heights.append(max(np.ptp(ys), np.ptp(xs)))
         assert np.array_equal(hole, glyph_hole(seed, 320, 320))
         # outlined: no pinholes, the letters' counters are closed by the outline at most a few px wide
         assert ndimage.label(hole)[1] <= 12
