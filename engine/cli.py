@@ -620,6 +620,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--float32", action="store_true", help=FLOAT32_HELP)
     p.add_argument("--kinds-only", action="store_true",
                    help="textseg: only the per-kind rows (real manga with every text boxed by kind)")
+    p.add_argument("--big-holes", action="store_true", dest="big_holes",
+                   help="inpaint: score sound-effect-sized holes (bold outlined glyphs 60-120 px) over art instead")
+    p.add_argument("--methods", type=lambda v: [m.strip() for m in v.split(",") if m.strip()], metavar="M,M,...",
+                   help="inpaint: score only these methods (names as in the table, e.g. 'kesu pipeline,opencv fsr')")
     p.set_defaults(func=cmd_eval)
     return parser
 

@@ -134,6 +134,35 @@ def upsampled_conv3x3(low: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return F.pixel_shuffle(stacked, 2)
 
 
+class SpectralBlock(nn.Module):
+    """A residual block that sees the whole feature map (the fast Fourier convolution of LaMa, Suvorov et al.
+    2022, in its simplest form): a 1x1 convolution in the frequency domain mixes every position with every other,
+    beside a 3x3 convolution dilated by ``dilation`` (at the bottleneck of a 5-level U-Net, 2 reaches 64 px, 4
+    reaches 128 px further); their sum is added to the input through a 1x1 layer that starts at zero, so a new block
+    is the identity. The FFT runs in float32 whatever the features' type."""
+
+    def __init__(self, channels: int, dilation: int = 2):
+        super().__init__()
+        half = channels // 2
+        self.reduce = nn.Conv2d(channels, half, 1)
+        self.spectral = nn.Conv2d(2 * half, 2 * half, 1)
+        self.local = nn.Conv2d(channels, half, 3, padding=dilation, dilation=dilation)
+        self.expand = nn.Conv2d(2 * half, channels, 1)
+        nn.init.zeros_(self.expand.weight)
+        nn.init.zeros_(self.expand.bias)
+        self.act = nn.LeakyReLU(0.2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.act(self.reduce(x))
+        height, width = h.shape[-2:]
+        spectrum = torch.fft.rfft2(h.float(), norm="ortho")
+        mixed = self.act(self.spectral(torch.cat([spectrum.real, spectrum.imag], dim=1).to(x.dtype)))
+        real, imag = mixed.float().chunk(2, dim=1)
+        far = torch.fft.irfft2(torch.complex(real, imag), s=(height, width), norm="ortho").to(x.dtype)
+        near = self.act(self.local(x))
+        return x + self.expand(torch.cat([far + h, near], dim=1))
+
+
 # The base fill is kept this far inside (0, 1) so that its logit is finite: 0.26 levels of 255, lost in rounding.
 _BASE_EPS = 1e-3
 
@@ -156,6 +185,9 @@ class PConvUNet(nn.Module):
             layer also sees ``base`` (e.g. engine.pipeline.smooth_fill) and the output is
             ``sigmoid(logit(base) + correction)``. The output layer starts at zero, so an untrained network
             returns the base exactly.
+        far_blocks: ``SpectralBlock``s at the bottleneck (dilated 2, 4, 8, ...), which see the whole crop: a hole
+            wider than the U-Net's reach (about 100 px) is filled from features of all its surroundings. After them
+            the bottleneck counts as known everywhere. 0: the plain U-Net.
     """
 
     def __init__(
@@ -164,6 +196,7 @@ class PConvUNet(nn.Module):
         channels: tuple[int, ...] = (32, 64, 64, 64, 64),
         first_kernel: int = 5,
         residual: bool = False,
+        far_blocks: int = 0,
     ):
         super().__init__()
         if len(channels) < 2:
@@ -181,6 +214,8 @@ class PConvUNet(nn.Module):
                 conv = PartialConv2d(prev, ch, 3, 2, 1)
             self.encoders.append(conv)
             prev = ch
+        self.far_blocks = far_blocks
+        self.far = nn.ModuleList([SpectralBlock(prev, dilation=2 ** (i + 1)) for i in range(far_blocks)])
         self.decoders = nn.ModuleList()
         for level in range(self.depth - 1, -1, -1):
             skip = channels[level]
@@ -213,6 +248,10 @@ class PConvUNet(nn.Module):
             x = self.act(x)
             feats.append(x)
             masks.append(m)
+        if self.far_blocks:
+            for block in self.far:
+                x = block(x)
+            m = torch.ones_like(m)  # the far blocks leave no position of the bottleneck unknown
         for i, conv in enumerate(self.decoders):
             level = self.depth - 1 - i
             skip, skip_mask = feats[level], masks[level]

@@ -23,9 +23,10 @@ def test_worker_times_every_stage_on_a_small_page():
     names = list(result["stages"])
     assert names[:10] == ["load models", "detect", "threshold+snap", "grow", "flat fill", "repeat fill", "inpaint",
                           "detect, same size again", "inpaint 5% by the model", "  the same, repeat fill first"]
+    assert names[10].startswith("  + 2 sound effects (")  # the 5% mask with two big sound effects erased too
     # the 5% inpainting again on the other pages, each named with its share and crop area, then with the repeat
     # fill first
-    others = names[10:]
+    others = names[11:]
     assert len(others) == 2 * len(bench.FIVE_PERCENT_PAGES)
     assert all(f"page {seed}: " in name and "Mpx of crops" in name
                for seed, name in zip(bench.FIVE_PERCENT_PAGES, others[::2], strict=True))
@@ -59,3 +60,17 @@ def test_bench_page_is_the_bundled_page_cut_or_mirrored_to_size():
     variants = [bench.bench_page(640, 480, v) for v in bench.FIVE_PERCENT_PAGES]
     assert all(not np.array_equal(v.image, small.image) for v in variants)
     assert all(v.text_mask.any() for v in variants)
+
+
+def test_two_sound_effects_are_two_big_glyph_groups_apart():
+    from scipy import ndimage
+
+    hole = bench.two_sound_effects(1200, 900)
+    assert hole.shape == (1200, 900)
+    grouped, count = ndimage.label(ndimage.binary_dilation(hole, iterations=20))
+    assert count == 2  # two groups, each of one to three glyphs
+    for label in (1, 2):
+        ys, xs = np.nonzero((grouped == label) & hole)
+        assert max(np.ptp(ys), np.ptp(xs)) >= 60  # sound-effect sized
+    assert np.array_equal(hole, bench.two_sound_effects(1200, 900))
+    assert bench.two_sound_effects(300, 200).shape == (300, 200)  # a page smaller than the area still works

@@ -15,7 +15,7 @@ def _options(args):
     return CleanOptions(allow_bfloat16=not args.float32)
 
 
-def record(args, role: str, rows: list[dict], weights: Path | None) -> None:
+def record(args, role: str, rows: list[dict], weights: Path | None, key: str = "evaluation") -> None:
     """``--record``: keep the table in the weights' manifest, with the command that made it."""
     if not args.record:
         return
@@ -23,12 +23,16 @@ def record(args, role: str, rows: list[dict], weights: Path | None) -> None:
     from engine.weights import record_metrics
 
     command = "kesu eval " + role + (f" --limit {args.limit}" if args.limit else "")
+    if getattr(args, "big_holes", False):
+        command += " --big-holes"
+    if getattr(args, "methods", None):
+        command += " --methods '" + ",".join(args.methods) + "'"
     if getattr(args, "thresholds", None):
         command += " --thresholds " + ",".join(f"{t:g}" for t in args.thresholds)
     if args.float32:
         command += " --float32"
     numbers = "bfloat16" if _options(args).bfloat16 is None and bfloat16_is_native() else "float32"
-    record_metrics(role, "evaluation", {"command": command, "date": time.strftime("%Y-%m-%d"), "networks_in": numbers,
+    record_metrics(role, key, {"command": command, "date": time.strftime("%Y-%m-%d"), "networks_in": numbers,
                                         "rows": rows}, weights)
     print(f"kesu: recorded in the {role} weights' manifest", file=sys.stderr)
 
@@ -68,8 +72,12 @@ def eval_main(args) -> int:
         from engine.workshop.eval import inpaint
 
         engine = Engine.load(weights, roles=("inpaint",))
-        rows = inpaint.run(engine, root, overlays, args.limit, log=lambda m: print(m, file=sys.stderr),
-                           options=_options(args))
+        big = getattr(args, "big_holes", False)
+        chosen = getattr(args, "methods", None)
+        runner = inpaint.run_big_holes if big else inpaint.run
+        kwargs = {"method_names": chosen} if chosen else {}
+        rows = runner(engine, root, overlays, args.limit, log=lambda m: print(m, file=sys.stderr),
+                      options=_options(args), **kwargs)
         print(inpaint.format_table(rows))
-        record(args, "inpaint", rows, weights)
+        record(args, "inpaint", rows, weights, key="evaluation_big_holes" if big else "evaluation")
     return 0

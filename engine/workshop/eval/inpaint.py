@@ -4,8 +4,14 @@ Holes (shapes from the synthetic generator's text-like hole masks) are placed ov
 dev pages away from the annotated text boxes, and over the held-out clean Mimi and Eunice strips. Methods, on the
 same holes: the Kesu model alone, the Kesu pipeline (flat fill where the ring is flat, the model elsewhere), flat
 fill forced everywhere (the ring's median colour), the smooth fill alone (what a residual model corrects), and
-OpenCV's Telea and Navier-Stokes inpainting (a development dependency only). Each hole is classed by its
-surroundings as flat, tone or line art.
+OpenCV's Telea, Navier-Stokes and frequency-selective reconstruction (FSR, opencv-contrib's ``xphoto``) inpainting
+(a development dependency only). Each hole is classed by its surroundings as flat, tone or line art.
+
+Besides PSNR, MAE and SSIM in the holes, ``texture``: the mean gradient magnitude of the fill inside the hole over
+that of the truth, the median over holes (a smear scores about 0.3, a fill as busy as the art about 1).
+
+``--big-holes`` scores sound-effect-sized holes instead (``big_holes``): one to three bold outlined glyphs 60-120 px
+(``engine.workshop.synth.inpaint.glyph_hole``) over the art of the same pages, never over flat paper.
 """
 
 from __future__ import annotations
@@ -96,7 +102,38 @@ def methods(engine: Engine, options: CleanOptions | None = None):
         "biharmonic fill": lambda rgb, hole: np.clip(np.rint(biharmonic_fill(rgb, hole)), 0, 255).astype(np.uint8),
         "opencv telea": opencv(cv2.INPAINT_TELEA),
         "opencv navier-stokes": opencv(cv2.INPAINT_NS),
+        "opencv fsr": fsr_fill,
     }
+
+
+def fsr_fill(rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """OpenCV contrib's frequency-selective reconstruction (``cv2.xphoto.inpaint``, ``INPAINT_FSR_FAST``); a grey
+    crop is filled as one channel. Known pixels are kept as they are."""
+    import cv2
+
+    if not hasattr(cv2, "xphoto"):
+        from engine.errors import EngineError
+
+        raise EngineError("FSR needs OpenCV's contrib modules: pip install opencv-contrib-python-headless "
+                          "(in place of opencv-python-headless)")
+    known = (~hole).astype(np.uint8) * 255  # xphoto marks the KNOWN pixels
+    grey = (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all()
+    src = np.ascontiguousarray(rgb[..., 0] if grey else rgb)
+    dst = np.zeros_like(src)
+    cv2.xphoto.inpaint(src, known, dst, cv2.xphoto.INPAINT_FSR_FAST)
+    out = np.repeat(dst[..., None], 3, axis=2) if grey else dst
+    out = out.copy()
+    out[~hole] = rgb[~hole]
+    return out
+
+
+def texture(out: np.ndarray, truth: np.ndarray, hole: np.ndarray) -> float:
+    """Mean gradient magnitude (grey, central differences) of ``out`` inside ``hole`` over that of ``truth``."""
+    def energy(img):
+        gy, gx = np.gradient(to_grey(img).astype(np.float32))
+        return float(np.hypot(gx, gy)[hole].mean())
+
+    return energy(out) / max(energy(truth), 1e-3)
 
 
 def pages(root: Path, limit: int | None):
@@ -118,13 +155,26 @@ def pages(root: Path, limit: int | None):
         yield f"mimi-{strip.image.stem}", rgb, None
 
 
+def chosen_methods(engine: Engine, options: CleanOptions | None, names) -> dict:
+    """The named methods of ``methods`` (all of them for None), in the order given; an unknown name is an error."""
+    every = methods(engine, options)
+    if names is None:
+        return every
+    unknown = [n for n in names if n not in every]
+    if unknown:
+        from engine.errors import InputError
+
+        raise InputError(f"unknown inpainting method(s) {', '.join(unknown)}; choose from: {', '.join(every)}")
+    return {name: every[name] for name in names}
+
+
 def run(engine: Engine, root: Path | None, overlays: Path | None, limit: int | None, log=print,
-        options: CleanOptions | None = None) -> list[dict]:
+        options: CleanOptions | None = None, method_names=None) -> list[dict]:
     if root is None:
         from engine.errors import InputError
 
         raise InputError("inpainting is scored on real pages: pass --realpages DIR or set KESU_REALPAGES")
-    fns = methods(engine, options)
+    fns = chosen_methods(engine, options, method_names)
     scores: dict[tuple[str, str], list[tuple[float, float, float, int]]] = defaultdict(list)
     worst: list[tuple[float, str, list[np.ndarray]]] = []
     for p_index, (name, rgb, avoid) in enumerate(pages(root, limit)):
@@ -142,9 +192,9 @@ def run(engine: Engine, root: Path | None, overlays: Path | None, limit: int | N
                 out = fn(np.ascontiguousarray(crop), hole)
                 n = int(hole.sum())
                 scores[(method, kind)].append((min(psnr(out, crop, hole), 60.0), mean_abs_error(out, crop, hole),
-                                               masked_ssim(out, crop, hole), n))
+                                               masked_ssim(out, crop, hole), n, texture(out, crop, hole)))
                 outputs.append(out)
-            model_psnr = scores[("kesu model", kind)][-1][0]
+            model_psnr = scores[(next(iter(fns)), kind)][-1][0]
             worst.append((model_psnr, f"{name}-hole{h_index}-{kind.replace(' ', '')}", [crop] + outputs))
         log(f"  {name}: done")
     if overlays:
@@ -172,15 +222,119 @@ def summarise(scores, method_names: list[str]) -> list[dict]:
             if not items:
                 continue
             arr = np.array(items)
-            rows.append({"method": method, "kind": kind, "holes": len(items), "psnr": float(arr[:, 0].mean()),
-                         "mae": float(arr[:, 1].mean()), "ssim": float(arr[:, 2].mean())})
+            row = {"method": method, "kind": kind, "holes": len(items), "psnr": float(arr[:, 0].mean()),
+                   "mae": float(arr[:, 1].mean()), "ssim": float(arr[:, 2].mean())}
+            if arr.shape[1] > 4:
+                row["texture"] = float(np.median(arr[:, 4]))
+            rows.append(row)
     return rows
 
 
 def format_table(rows: list[dict]) -> str:
-    head = f"{'method':<22} {'background':<10} {'holes':>5} {'PSNR dB':>8} {'MAE':>7} {'SSIM':>7}"
+    head = f"{'method':<22} {'background':<10} {'holes':>5} {'PSNR dB':>8} {'MAE':>7} {'SSIM':>7} {'texture':>7}"
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(f"{r['method']:<22} {r['kind']:<10} {r['holes']:>5} {r['psnr']:>8.2f} {r['mae']:>7.2f} "
-                     f"{r['ssim']:>7.4f}")
+                     f"{r['ssim']:>7.4f} {r.get('texture', float('nan')):>7.3f}")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------- big holes
+BIG_PATCH = 256          # the area a glyph group is drawn in (its holes are 60-120 px glyphs)
+BIG_CONTEXT = 64
+BIG_PER_PAGE = 2
+BIG_SEED_BASE = 3_100_000_000
+BIG_METHODS = ("kesu pipeline", "kesu model", "smooth fill", "opencv fsr", "opencv telea")
+SHEET_ROWS = 6
+
+
+def big_kind(rgb: np.ndarray, hole: np.ndarray) -> str:
+    """'black fill' where the ring is mostly dark ink, else ``classify``'s kind."""
+    ring = ndimage.binary_dilation(hole, np.ones((9, 9), bool)) & ~hole
+    if ring.any() and (to_grey(rgb)[ring] < 80).mean() > 0.4:
+        return "black fill"
+    return classify(rgb, hole)
+
+
+def place_big_holes(rgb: np.ndarray, avoid: np.ndarray | None, seed: int,
+                    count: int = BIG_PER_PAGE) -> list[tuple[int, int, np.ndarray]]:
+    """Up to ``count`` (y, x, hole) glyph groups over art (never where the ring is flat), off ``avoid``."""
+    rng = np.random.default_rng(seed)
+    h, w = rgb.shape[:2]
+    out = []
+    for attempt in range(300):
+        if len(out) == count or h < BIG_PATCH or w < BIG_PATCH:
+            break
+        y, x = int(rng.integers(h - BIG_PATCH + 1)), int(rng.integers(w - BIG_PATCH + 1))
+        if avoid is not None and avoid[y:y + BIG_PATCH, x:x + BIG_PATCH].any():
+            continue
+        if any(abs(y - oy) < BIG_PATCH and abs(x - ox) < BIG_PATCH for oy, ox, _ in out):
+            continue
+        from engine.workshop.synth.inpaint import glyph_hole
+
+        patch = glyph_hole(seed * 1009 + attempt, BIG_PATCH, BIG_PATCH, centre=(BIG_PATCH / 2, BIG_PATCH / 2))
+        if big_kind(rgb[y:y + BIG_PATCH, x:x + BIG_PATCH], patch) == "flat":
+            continue
+        out.append((y, x, patch))
+    return out
+
+
+def run_big_holes(engine: Engine, root: Path | None, overlays: Path | None, limit: int | None, log=print,
+                  options: CleanOptions | None = None, method_names=BIG_METHODS) -> list[dict]:
+    """Score sound-effect-sized holes over the art of the evaluation pages; with ``overlays``, write sheets of
+    every hole (truth, holed, then each method) and of the 12 the pipeline fills worst."""
+    if root is None:
+        from engine.errors import InputError
+
+        raise InputError("inpainting is scored on real pages: pass --realpages DIR or set KESU_REALPAGES")
+    fns = chosen_methods(engine, options, method_names)
+    method_names = list(fns)
+    scores: dict[tuple[str, str], list[tuple]] = defaultdict(list)
+    rows_of_sheets: list[tuple[float, str, np.ndarray]] = []
+    for p_index, (name, rgb, avoid) in enumerate(pages(root, limit)):
+        for h_index, (y, x, patch) in enumerate(place_big_holes(rgb, avoid, BIG_SEED_BASE + p_index)):
+            y0, x0 = max(0, y - BIG_CONTEXT), max(0, x - BIG_CONTEXT)
+            y1, x1 = min(rgb.shape[0], y + BIG_PATCH + BIG_CONTEXT), min(rgb.shape[1], x + BIG_PATCH + BIG_CONTEXT)
+            crop = np.ascontiguousarray(rgb[y0:y1, x0:x1])
+            hole = np.zeros(crop.shape[:2], bool)
+            hole[y - y0:y - y0 + BIG_PATCH, x - x0:x - x0 + BIG_PATCH] = patch
+            kind = big_kind(crop, hole)
+            outputs = []
+            n = int(hole.sum())
+            for method, fn in fns.items():
+                out = fn(crop, hole)
+                scores[(method, kind)].append((min(psnr(out, crop, hole), 60.0), mean_abs_error(out, crop, hole),
+                                               masked_ssim(out, crop, hole), n, texture(out, crop, hole)))
+                outputs.append(out)
+            holed = crop.copy()
+            holed[hole] = (255, 0, 255)
+            # the sheet shows the glyph area with a little context
+            sy0, sx0 = y - y0 - 16, x - x0 - 16
+            view = [img[max(0, sy0):sy0 + BIG_PATCH + 32, max(0, sx0):sx0 + BIG_PATCH + 32]
+                    for img in [crop, holed] + outputs]
+            first = scores[(method_names[0], kind)][-1][0]
+            label = f"{name} hole{h_index} {kind} {first:.1f} dB"
+            rows_of_sheets.append((first, label, np.asarray(side_by_side(view))))
+        log(f"  {name}: done")
+    if overlays:
+        for i in range(0, len(rows_of_sheets), SHEET_ROWS):
+            save_png_atomic(_sheet([r[2] for r in rows_of_sheets[i:i + SHEET_ROWS]]),
+                            overlays / f"big-holes-{i // SHEET_ROWS:03d}.png")
+        hardest = sorted(rows_of_sheets, key=lambda r: r[0])[:12]
+        for i in range(0, len(hardest), SHEET_ROWS):
+            save_png_atomic(_sheet([r[2] for r in hardest[i:i + SHEET_ROWS]]),
+                            overlays / f"big-holes-hardest-{i // SHEET_ROWS + 1}.png")
+        (overlays / "big-holes-hardest.txt").write_text("\n".join(r[1] for r in hardest) + "\n", encoding="utf-8")
+    return summarise(scores, list(fns))
+
+
+def _sheet(rows: list[np.ndarray]) -> Image.Image:
+    """Rows stacked with a white gap (rows narrower than the widest are padded white)."""
+    width = max(r.shape[1] for r in rows)
+    height = sum(r.shape[0] + 6 for r in rows)
+    out = np.full((height, width, 3), 255, np.uint8)
+    y = 0
+    for r in rows:
+        out[y:y + r.shape[0], :r.shape[1]] = r
+        y += r.shape[0] + 6
+    return Image.fromarray(out)

@@ -146,3 +146,57 @@ def make_inpaint_sample(seed: int, height: int = 256, width: int = 256) -> Inpai
     H, W = int(height), int(width)
     image = _background(rng, H, W, rng.random() < 0.15)
     return InpaintSample(image=image, hole=make_hole(seed, H, W))
+
+
+_GLYPH_STREAM = 0x5FE7
+GLYPH_MIN, GLYPH_MAX = 60, 120
+SFX_CATEGORIES = ("pop", "brush", "gothic", "caps", "hand")
+
+
+def _glyph(rng: np.random.Generator, spec, ch: str, size: int) -> np.ndarray:
+    """One bold glyph as a bool mask (size about ``size`` px), rotated a little."""
+    from engine.workshop.synth import fonts
+
+    font = fonts.load(spec, size)
+    bold = max(1, int(size * rng.uniform(0.03, 0.09)))
+    x0, y0, x1, y1 = font.getbbox(ch, anchor="mm", stroke_width=bold)
+    w, h = x1 - x0 + 4, y1 - y0 + 4
+    im = Image.new("L", (max(4, w), max(4, h)), 0)
+    ImageDraw.Draw(im).text((w / 2, h / 2), ch, font=font, fill=255, anchor="mm", stroke_width=bold,
+                            stroke_fill=255)
+    angle = float(rng.normal(0, 15))
+    if abs(angle) > 1:
+        im = im.rotate(angle, Image.Resampling.BILINEAR, expand=True)
+    return np.asarray(im) > 96
+
+
+def glyph_hole(seed: int, height: int, width: int, centre: tuple[float, float] | None = None) -> np.ndarray:
+    """A sound-effect-sized hole: one to three bold glyphs 60-120 px tall in a row or column, each grown by a
+    white outline of 3-9 px (what erasing an outlined sound effect leaves), within a (height, width) area.
+
+    Its own random stream, like :func:`make_hole`. ``centre`` (y, x) places the group (default: random)."""
+
+    rng = np.random.default_rng((int(seed) & 0xFFFFFFFFFFFF, _GLYPH_STREAM))
+    H, W = int(height), int(width)
+    script = ("ja", "ja", "ko", "zh", "en")[int(rng.integers(5))]
+    spec = page.pick_font(rng, script, SFX_CATEGORIES, False)
+    text = [c for c in page.pick_text(rng, script, spec, sfx=True) if not c.isspace()] or ["ド"]
+    count = int(rng.integers(1, 4))
+    chars = [text[i % len(text)] for i in range(count)]
+    outline = int(rng.integers(3, 10))
+    vertical = rng.random() < 0.5
+    cy, cx = centre if centre is not None else (rng.uniform(0.3, 0.7) * H, rng.uniform(0.3, 0.7) * W)
+    sizes = [int(rng.uniform(GLYPH_MIN, GLYPH_MAX)) for _ in chars]
+    step_share = rng.uniform(0.75, 1.0)
+    extent = sum(s * step_share for s in sizes)
+    pos = -extent / 2
+    drift = rng.normal(0, 0.2)
+    hole = np.zeros((H, W), bool)
+    for ch, size in zip(chars, sizes, strict=True):
+        g = _glyph(rng, spec, ch, size)
+        along = pos + size * step_share / 2
+        across = along * drift + rng.normal(0, size * 0.06)
+        gy, gx = (cy + along, cx + across) if vertical else (cy + across, cx + along)
+        tones.blit_mask(hole, g, int(gx - g.shape[1] / 2), int(gy - g.shape[0] / 2))
+        pos += size * step_share
+    return _grow(hole, outline)

@@ -64,11 +64,18 @@ class InpaintConfig:
     best_metric: str = "hole_psnr"
     residual: bool = False            # the network corrects the smooth fill (engine.pipeline.smooth_fill)
     init_weights: str | None = None   # a new run starts from this weights file (tensors of equal name and shape)
+    far_blocks: int = 0               # SpectralBlocks at the bottleneck (engine.models.pconv): reach beyond the U-Net
+    big_hole_share: float = 0.0       # share of samples with a sound effect's hole (synth.inpaint.glyph_hole)
+    texture_weight: float = 0.0       # the fill's local gradient energy (8 px cells) matched to the truth's, in holes
+    far_lr_scale: float = 1.0         # the far blocks' learning rate over the rest's (new layers in a fine-tune)
+    big_val_samples: int = 16         # validation samples with a sound effect's hole (when big_hole_share > 0)
 
     def model_kwargs(self) -> dict:
         kwargs = {"in_channels": 3, "channels": list(self.channels), "first_kernel": self.first_kernel}
         if self.residual:
             kwargs["residual"] = True
+        if self.far_blocks:
+            kwargs["far_blocks"] = self.far_blocks
         return kwargs
 
 
@@ -116,12 +123,16 @@ class SampleStream:
 
     def sample(self) -> tuple[np.ndarray, np.ndarray]:
         from engine.workshop.synth import make_inpaint_sample
+        from engine.workshop.synth.inpaint import glyph_hole
 
         seed = self.next_seed
         self.next_seed += 1
         c = self.cfg.crop
         s = make_inpaint_sample(seed, c, c)
-        image = s.image
+        image, hole = s.image, s.hole
+        # its own stream, so the art drawn for a seed is the same whatever the share of big holes
+        if self.cfg.big_hole_share and np.random.default_rng((seed, 0xB16)).random() < self.cfg.big_hole_share:
+            hole = glyph_hole(seed, c, c)
         rng = np.random.default_rng(seed)
         if self.real or self.manga:
             draw = rng.random()  # one draw: below real_art_share a strip, in the top manga_art_share a manga tile
@@ -129,8 +140,8 @@ class SampleStream:
                 image = self._real_crop(self.real, rng, c)
             elif self.manga and draw >= 1.0 - self.cfg.manga_art_share:
                 tile = self._real_crop(self.manga, rng, c)
-                return np.ascontiguousarray(tile[..., :3]), s.hole & (tile[..., 3] > 0)  # holes paint art only
-        return image, s.hole
+                return np.ascontiguousarray(tile[..., :3]), hole & (tile[..., 3] > 0)  # holes paint art only
+        return image, hole
 
     def batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         items = [self.sample() for _ in range(self.cfg.batch)]
@@ -166,28 +177,57 @@ def inpaint_loss(pred: torch.Tensor, target: torch.Tensor, known: torch.Tensor, 
     hx, hy = near_hole[..., :, 1:], near_hole[..., 1:, :]
     grad = ((gx_p - gx_t).abs() * hx).mean() + ((gy_p - gy_t).abs() * hy).mean()
     tv = (gx_p.abs() * hx).mean() + (gy_p.abs() * hy).mean()
-    return loss + cfg.gradient_weight * grad / hole_share + cfg.tv_weight * tv / hole_share
+    loss = loss + cfg.gradient_weight * grad / hole_share + cfg.tv_weight * tv / hole_share
+    if cfg.texture_weight:
+        loss = loss + cfg.texture_weight * texture_loss(comp, target, hole)
+    return loss
+
+
+def _gradient_energy(x: torch.Tensor) -> torch.Tensor:
+    gx, gy = _gradients(x.mean(dim=1, keepdim=True))
+    return F.pad(gx.abs(), (0, 1, 0, 0)) + F.pad(gy.abs(), (0, 0, 0, 1))
+
+
+def texture_loss(comp: torch.Tensor, target: torch.Tensor, hole: torch.Tensor, cell: int = 8) -> torch.Tensor:
+    """How far the fill's gradient energy, averaged over ``cell`` px squares, is from the truth's, in the cells that
+    are mostly hole: a smear is punished for lacking the art's busyness even where the exact strokes cannot be
+    guessed (the per-pixel losses alone favour the mean, a blur)."""
+    weight = F.avg_pool2d(hole, cell)
+    diff = (F.avg_pool2d(_gradient_energy(comp), cell) - F.avg_pool2d(_gradient_energy(target), cell)).abs()
+    return (diff * weight).sum() / weight.sum().clamp(min=1.0)
 
 
 def validation_set(cfg: InpaintConfig):
+    """(image, hole, big) samples: ``val_samples`` text-shaped holes, then, when the run trains on sound effects'
+    holes, ``big_val_samples`` of those (scored apart as big_psnr)."""
     from engine.workshop.synth import make_inpaint_sample
+    from engine.workshop.synth.inpaint import glyph_hole
 
     out = []
     for i in range(cfg.val_samples):
         s = make_inpaint_sample(VALIDATION_SEED_BASE + i, cfg.crop, cfg.crop)
-        out.append((s.image, s.hole))
+        out.append((s.image, s.hole, False))
+    for i in range(cfg.big_val_samples if cfg.big_hole_share > 0 else 0):
+        s = make_inpaint_sample(VALIDATION_SEED_BASE + 10_000 + i, cfg.crop, cfg.crop)
+        out.append((s.image, glyph_hole(VALIDATION_SEED_BASE + 10_000 + i, cfg.crop, cfg.crop), True))
     return out
 
 
 def validate(model: torch.nn.Module, samples) -> dict:
-    psnrs, maes = [], []
-    for image, hole in samples:
+    psnrs, maes, big = [], [], []
+    for image, hole, is_big in samples:
         x, known, base = to_tensors([(image, hole)], getattr(model, "residual", False))
         pred = model(x * known, known, base)
         out = (pred[0].permute(1, 2, 0).numpy() * 255).round().clip(0, 255).astype(np.uint8)
+        if is_big:
+            big.append(min(psnr(out, image, hole), 60.0))
+            continue
         psnrs.append(min(psnr(out, image, hole), 60.0))
         maes.append(mean_abs_error(out, image, hole))
-    return {"hole_psnr": float(np.mean(psnrs)), "hole_mae": float(np.mean(maes))}
+    scores = {"hole_psnr": float(np.mean(psnrs)), "hole_mae": float(np.mean(maes))}
+    if big:
+        scores["big_psnr"] = float(np.mean(big))
+    return scores
 
 
 def train(run_dir: Path, cfg: InpaintConfig | None, minutes: float | None, log=print,
@@ -202,8 +242,12 @@ def train(run_dir: Path, cfg: InpaintConfig | None, minutes: float | None, log=p
                           "lower one of them with --set")
     torch.manual_seed(cfg.seed)
     model = build_model("pconv_unet", **cfg.model_kwargs())
-    optimizer = torch.optim.AdamW([{"params": model.parameters(), "lr": cfg.lr, "base_lr": cfg.lr}],
-                                  weight_decay=cfg.weight_decay)
+    far = [p for name, p in model.named_parameters() if name.startswith("far.")]
+    rest = [p for name, p in model.named_parameters() if not name.startswith("far.")]
+    groups = [{"params": rest, "lr": cfg.lr, "base_lr": cfg.lr}]
+    if far:
+        groups.append({"params": far, "lr": cfg.lr * cfg.far_lr_scale, "base_lr": cfg.lr * cfg.far_lr_scale})
+    optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
     info = load_state(run_dir, model, optimizer)
     if info is None:
         info = {"step": 0, "next_seed": 0, "samples": 0}
@@ -234,4 +278,6 @@ ARCH = "pconv_unet"
 TRAINING_DATA = ("engine.workshop.synth.make_inpaint_sample backgrounds with text-shaped holes (seeds counted up "
                  "from 0), "
                  "plus clean real comic strips when a real-art folder was given, and tiles of real manga pages "
-                 "(engine.workshop.train.manga_tiles; holes kept off their text) when a manga-art folder was given")
+                 "(engine.workshop.train.manga_tiles; holes kept off their text) when a manga-art folder was given; "
+                 "big_hole_share of the samples with a sound effect's hole instead (engine.workshop.synth.inpaint."
+                 "glyph_hole: one to three bold outlined glyphs 60-120 px)")

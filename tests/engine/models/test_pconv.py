@@ -2,7 +2,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine.models.pconv import PartialConv2d, PConvUNet, _merge_masks, mask_ratio, upsampled_conv3x3
+from engine.models.pconv import (
+    PartialConv2d,
+    PConvUNet,
+    SpectralBlock,
+    _merge_masks,
+    mask_ratio,
+    upsampled_conv3x3,
+)
 from engine.workshop.pconv_reference import reference_partial_conv
 
 
@@ -187,3 +194,55 @@ def test_unet_equals_its_concatenating_formulation_with_gradients(residual):
     assert torch.allclose(out, out_ref, atol=1e-10, rtol=0)
     for grad, ref in zip(grads, ref_grads, strict=True):
         assert torch.allclose(grad, ref, atol=1e-9, rtol=0)
+
+
+def test_a_new_spectral_block_is_the_identity_and_learns():
+    torch.manual_seed(0)
+    block = SpectralBlock(8)
+    x = torch.randn(2, 8, 6, 10)
+    assert torch.equal(block(x), x)
+    block(x).square().mean().backward()
+    assert block.expand.weight.grad.abs().sum() > 0
+    # bfloat16 features: the FFT runs in float32 and the block returns bfloat16
+    assert block.to(torch.bfloat16)(x.to(torch.bfloat16)).dtype == torch.bfloat16
+
+
+def _far_pair():
+    torch.manual_seed(0)
+    plain = PConvUNet(3, (8, 16, 16, 16, 16), first_kernel=3, residual=True)
+    far = PConvUNet(3, (8, 16, 16, 16, 16), first_kernel=3, residual=True, far_blocks=2)
+    missing = far.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing and all(k.startswith("far.") for k in missing)
+    return plain, far
+
+
+def test_far_blocks_start_as_the_plain_unet_where_its_bottleneck_sees_no_hole():
+    plain, far = _far_pair()
+    torch.nn.init.normal_(plain.correction.weight, std=0.1)
+    far.correction.weight.data.copy_(plain.correction.weight)
+    image, base = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)
+    mask = torch.ones(1, 1, 64, 64)
+    mask[:, :, 20:26, 30:36] = 0  # a small hole: nothing of it is left at the bottleneck
+    assert torch.allclose(plain(image * mask, mask, base), far(image * mask, mask, base), atol=1e-6)
+
+
+def _reach(net) -> float:
+    """How much the middle of a 64 px hole depends on known pixels about 100 px beyond its corner (gradient)."""
+    image = torch.rand(1, 3, 256, 256, dtype=torch.float64, requires_grad=True)
+    base = torch.full((1, 3, 256, 256), 0.5, dtype=torch.float64)
+    mask = torch.ones(1, 1, 256, 256, dtype=torch.float64)
+    mask[:, :, 96:160, 96:160] = 0
+    net(image * mask, mask, base)[:, :, 126:130, 126:130].sum().backward()
+    return float(image.grad[:, :, 230:, 230:].abs().sum())
+
+
+def test_far_blocks_carry_what_lies_far_from_the_hole_into_it():
+    _, far = _far_pair()
+    for p in far.parameters():  # a trained network: no layer at zero
+        if p.abs().sum() == 0:
+            torch.nn.init.normal_(p, std=0.1)
+    far = far.double()
+    plain = PConvUNet(3, (8, 16, 16, 16, 16), first_kernel=3, residual=True).double()
+    plain.load_state_dict({k: v for k, v in far.state_dict().items() if not k.startswith("far.")})
+    assert _reach(far) > 0
+    assert _reach(plain) == 0  # the U-Net alone does not see that far

@@ -49,7 +49,7 @@ def test_every_method_fills_only_the_hole(tmp_path, rng):
     hole = _hole(page.shape[:2], (30, 20, 60, 90))
     methods = evaluation.methods(engine)
     assert list(methods) == ["kesu model", "kesu pipeline", "flat fill", "smooth fill", "biharmonic fill",
-                             "opencv telea", "opencv navier-stokes"]
+                             "opencv telea", "opencv navier-stokes", "opencv fsr"]
     for name, fill in methods.items():
         out = fill(page.copy(), hole)
         assert out.dtype == np.uint8 and out.shape == page.shape, name
@@ -57,8 +57,63 @@ def test_every_method_fills_only_the_hole(tmp_path, rng):
 
 
 def test_the_summary_averages_per_method_and_kind_and_over_all():
-    scores = {("m", "flat"): [(50.0, 1.0, 0.9, 10)], ("m", "tone"): [(20.0, 3.0, 0.5, 10), (30.0, 5.0, 0.7, 10)]}
+    scores = {("m", "flat"): [(50.0, 1.0, 0.9, 10, 0.2)],
+              ("m", "tone"): [(20.0, 3.0, 0.5, 10, 0.4), (30.0, 5.0, 0.7, 10, 0.9)]}
     rows = {(r["method"], r["kind"]): r for r in evaluation.summarise(scores, ["m"])}
     assert rows[("m", "tone")]["psnr"] == 25.0 and rows[("m", "tone")]["holes"] == 2
     assert rows[("m", "all")]["holes"] == 3 and rows[("m", "all")]["psnr"] == pytest.approx(100.0 / 3)
     assert rows[("m", "all")]["mae"] == 3.0
+    assert rows[("m", "all")]["texture"] == 0.4  # the median over holes
+    assert "texture" in evaluation.format_table(list(rows.values()))
+
+
+def test_texture_is_one_for_the_truth_and_low_for_a_smear():
+    rng = np.random.default_rng(0)
+    truth = np.repeat(rng.integers(0, 256, (64, 64, 1), dtype=np.uint8), 3, axis=2)
+    hole = _hole((64, 64), (16, 16, 48, 48))
+    assert evaluation.texture(truth, truth, hole) == pytest.approx(1.0)
+    smear = truth.copy()
+    smear[hole] = 128
+    assert evaluation.texture(smear, truth, hole) < 0.5
+
+
+def test_fsr_fills_only_the_hole_and_continues_a_stripe_pattern():
+    pytest.importorskip("cv2")
+    yy, xx = np.mgrid[0:96, 0:96]
+    stripes = np.repeat(np.where((xx // 4) % 2 == 0, 30, 220).astype(np.uint8)[..., None], 3, axis=2)
+    hole = _hole(stripes.shape[:2], (40, 40, 56, 56))
+    out = evaluation.fsr_fill(stripes, hole)
+    assert np.array_equal(out[~hole], stripes[~hole])
+    assert np.abs(out[hole].astype(int) - stripes[hole]).mean() < 40  # a smear would be ~95 off
+    assert (out[..., 0] == out[..., 2]).all()  # a grey crop stays grey
+
+
+def test_unknown_methods_are_named():
+    from engine.errors import InputError
+
+    with pytest.raises(InputError, match="opencv fsr"):
+        evaluation.chosen_methods(Engine(), None, ["no such method"])
+
+
+def test_big_holes_sit_on_art_off_the_text_and_repeat_for_a_seed():
+    rng = np.random.default_rng(1)
+    page = np.full((700, 800, 3), 240, np.uint8)
+    page[:, 400:] = rng.integers(0, 256, (700, 400, 1), dtype=np.uint8)  # art on the right, paper on the left
+    avoid = np.zeros(page.shape[:2], bool)
+    avoid[:300, 400:] = True
+    placed = evaluation.place_big_holes(page, avoid, seed=5, count=2)
+    assert len(placed) == 2
+    for y, x, patch in placed:
+        assert patch.shape == (evaluation.BIG_PATCH, evaluation.BIG_PATCH) and patch.any()
+        assert not avoid[y:y + evaluation.BIG_PATCH, x:x + evaluation.BIG_PATCH].any()
+        hole = np.zeros(page.shape[:2], bool)
+        hole[y:y + evaluation.BIG_PATCH, x:x + evaluation.BIG_PATCH] = patch
+        assert evaluation.big_kind(page, hole) != "flat"
+    again = evaluation.place_big_holes(page, avoid, seed=5, count=2)
+    assert [(y, x) for y, x, _ in again] == [(y, x) for y, x, _ in placed]
+
+
+def test_a_ring_of_ink_is_a_black_fill():
+    page = np.full((80, 80, 3), 10, np.uint8)
+    page[::7] = 200
+    assert evaluation.big_kind(page, _hole((80, 80), (30, 30, 50, 50))) == "black fill"

@@ -294,3 +294,24 @@ def test_each_hard_negative_draws_ink(painter):
         negatives.PAINTERS[painter](canvas, np.random.default_rng(seed), np.zeros(1, np.float32))
         inked = max(inked, float((canvas[..., 0] < 0.5).mean()))
     assert 0.0005 < inked < 0.5
+
+
+def test_glyph_holes_are_one_to_three_big_outlined_glyphs_and_repeat_for_a_seed():
+    from scipy import ndimage
+
+    from engine.workshop.synth.inpaint import glyph_hole
+
+    heights = []
+    for seed in range(8):
+        hole = glyph_hole(seed, 320, 320)
+        assert hole.dtype == bool and hole.shape == (320, 320)
+        assert 0.02 < hole.mean() < 0.6
+        ys, xs = np.nonzero(hole)
+        heights.append(max(np.ptp(ys), np.ptp(xs)))
+        assert np.array_equal(hole, glyph_hole(seed, 320, 320))
+        # outlined: no pinholes, the letters' counters are closed by the outline at most a few px wide
+        assert ndimage.label(hole)[1] <= 12
+    assert min(heights) >= 50 and max(heights) <= 320
+    centred = glyph_hole(3, 256, 256, centre=(128, 128))
+    ys, xs = np.nonzero(centred)
+    assert abs((ys.min() + ys.max()) / 2 - 128) < 40 and abs((xs.min() + xs.max()) / 2 - 128) < 40

@@ -290,3 +290,40 @@ def test_a_frozen_encoder_stays_as_it_was(tmp_path):
     optimizer.step()
     assert not model.encoder.training
     assert all(torch.equal(before[k], v) for k, v in model.encoder.state_dict().items())
+
+
+def test_the_texture_loss_punishes_a_smear_and_not_the_truth():
+    torch.manual_seed(0)
+    target = torch.rand(1, 3, 32, 32)
+    hole = torch.zeros(1, 1, 32, 32)
+    hole[..., 8:24, 8:24] = 1
+    smear = target * (1 - hole) + 0.5 * hole
+    assert inpaint.texture_loss(target, target, hole) == 0
+    assert inpaint.texture_loss(smear, target, hole) > 0.1
+    # it asks for as much detail, not the same detail: noise of the same strength costs far less than a smear
+    other = target * (1 - hole) + torch.rand(1, 3, 32, 32) * hole
+    assert inpaint.texture_loss(other, target, hole) < 0.5 * inpaint.texture_loss(smear, target, hole)
+
+
+def test_a_share_of_samples_get_a_sound_effects_hole_and_the_art_stays_the_same():
+    cfg = inpaint.InpaintConfig(crop=128, batch=1)
+    stream = inpaint.SampleStream(replace(cfg, big_hole_share=0.5))
+    samples = [stream.sample() for _ in range(12)]
+    plain_stream = inpaint.SampleStream(cfg)
+    plain = [plain_stream.sample() for _ in range(12)]
+    changed = [not np.array_equal(a[1], b[1]) for a, b in zip(samples, plain, strict=True)]
+    assert 2 <= sum(changed) <= 10
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(samples, plain, strict=True))
+
+
+def test_far_blocks_train_with_their_own_learning_rate_and_a_big_hole_validation(tmp_path):
+    torch.set_num_threads(1)
+    cfg = inpaint.InpaintConfig(channels=(8, 16, 16), first_kernel=3, crop=64, batch=1, total_steps=1, val_samples=1,
+                                val_every=1, save_every=1, residual=True, far_blocks=1, far_lr_scale=4.0,
+                                big_hole_share=0.5, big_val_samples=1, texture_weight=1.0)
+    info = inpaint.train(tmp_path / "run", cfg, minutes=None, log=lambda m: None)
+    assert info["step"] == 1 and "big_psnr" in info["last_val"]
+    groups = json.loads((tmp_path / "run" / "state.json").read_text())["optimizer_groups"]
+    assert [g["base_lr"] for g in groups] == [cfg.lr, 4.0 * cfg.lr]
+    state = load_file(str(tmp_path / "run" / "state.safetensors"))
+    assert "model.far.0.spectral.weight" in state
