@@ -48,7 +48,8 @@ class Predictor:
     def probability(self, rgb: np.ndarray) -> np.ndarray:
         from engine.workshop.eval.textseg_kinds import kind_probabilities, mode_probability
 
-        if self.options.bfloat16 is None and bfloat16_is_native():  # the engine's own path, as users get it
+        one_kind = len(self.engine.model_kinds()) == 1  # all its text is lettering: the engine's own detection
+        if one_kind or (self.options.bfloat16 is None and bfloat16_is_native()):  # the engine's path, as users get it
             return self.engine.detect(rgb, self.options)
         prob = kind_probabilities(self.engine._model("textseg"), rgb, self.options.detect_short_side)
         return mode_probability(prob, self.mode)
@@ -87,7 +88,7 @@ def synthetic_set(predict: Predictor, limit: int | None) -> list[dict]:
 
     counts = {t: MaskCounts() for t in predict.thresholds}
     kinds = {"lettering": MaskCounts(), "sfx": MaskCounts()}
-    two = getattr(predict.engine._model("textseg"), "out_channels", 1) == 2
+    two = len(predict.engine.model_kinds()) == 2
     visible = MaskCounts()
     count = min(limit or SYNTH_VALIDATION_PAGES, SYNTH_VALIDATION_PAGES)
     for i in range(count):

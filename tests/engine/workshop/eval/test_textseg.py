@@ -10,6 +10,9 @@ from engine.workshop.eval.textseg import InkCounts, Predictor, format_table, let
 class FixedProbability:
     """Stands in for the engine: a left-to-right ramp of text probability, the same for every page."""
 
+    def model_kinds(self):
+        return ("lettering",)
+
     def detect(self, rgb, options):
         h, w = rgb.shape[:2]
         return np.broadcast_to(np.linspace(0.0, 1.0, w, dtype=np.float32), (h, w))
