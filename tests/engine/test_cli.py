@@ -245,7 +245,7 @@ def test_train_refuses_an_option_its_role_does_not_have(capsys):
     ("hole_l2_weight=abc", "expected a float"),
     ("no_such_thing=1", "no setting 'no_such_thing'"),
     ("residual=maybe", "expected a bool"),
-    ("real_art_dir=/x", "only numbers, flags and lists"),
+    ("real_art_dir=/no/such/folder", "no such file or folder"),
     ("channels=16,sixty-four", "expected a list of whole numbers"),
     ("channels=16,0,64", "expected a list of whole numbers"),
 ])

@@ -54,6 +54,8 @@ def _typed(current, name: str, value: str):
     """``value`` converted to the type of the setting ``name``, whose default is ``current`` (a number, a flag or a
     tuple of whole numbers written ``16,64,64``, or a text: a path, names)."""
     if current is None or isinstance(current, str):  # a path or a list of names
+        if name.endswith(("_dir", "_path")) and not Path(value).exists():
+            raise EngineError(f"--set {name}={value}: no such file or folder")
         return value
     try:
         if isinstance(current, bool):
