@@ -28,8 +28,7 @@ from PIL import Image
 
 from engine.imageio import load_image
 from engine.pipeline import CleanOptions, Engine, tight_mask
-from engine.pipeline.detect import to_grey, working_scale
-from engine.pipeline.tiling import pad_to_multiple, tiled_apply
+from engine.pipeline.detect import detect_probabilities, to_grey
 from engine.workshop.eval import kinds
 from engine.workshop.eval.textseg import INK_LEVEL, lettering_ink, overlay
 
@@ -40,31 +39,8 @@ HELD_OUT_BLACKJACK = ("black_jack_v01_pdf145.jpg", "black_jack_v01_pdf171.jpg", 
 
 def kind_probabilities(model: torch.nn.Module, rgb: np.ndarray, short_side: int, tile: int = 1024,
                        margin: int = 96) -> np.ndarray:
-    """float32 (K, H, W): each output channel's probability over a page, tiled and scaled as detection does
-    (engine.pipeline.detect.detect_probability, in float32)."""
-    grey = to_grey(rgb)
-    height, width = grey.shape
-    scale = working_scale(height, width, short_side)
-    if scale != 1.0:
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        grey = np.asarray(Image.fromarray(grey).resize(size, Image.Resampling.LANCZOS))
-
-    def window(g: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(np.ascontiguousarray(g, np.float32)).div_(255.0)[None, None]
-        x, (h, w) = pad_to_multiple(x, model.stride)
-        with torch.inference_mode():
-            logits = model(x.contiguous(memory_format=torch.channels_last))
-        return torch.sigmoid(logits[0, :, :h, :w].float()).permute(1, 2, 0).numpy()
-
-    prob = tiled_apply(window, grey, tile, margin)
-    out = []
-    for k in range(prob.shape[2]):
-        p = prob[:, :, k]
-        if scale != 1.0:
-            p = np.asarray(Image.fromarray(np.ascontiguousarray(p), "F").resize((width, height),
-                                                                                Image.Resampling.BILINEAR))
-        out.append(np.clip(p, 0.0, 1.0))
-    return np.stack(out).astype(np.float32)
+    """float32 (K, H, W): each output channel's probability over a page, as detection makes it, in float32."""
+    return detect_probabilities(model, rgb, short_side, tile, margin, bfloat16=False)
 
 
 def mode_probability(prob: np.ndarray, mode: str) -> np.ndarray:
