@@ -236,9 +236,20 @@ def test_usage_errors_exit_2(capsys):
     assert main([]) == 2
 
 
-def test_train_refuses_an_option_its_role_does_not_have(capsys):
+@pytest.fixture
+def train_state(tmp_path, monkeypatch):
+    """Training state in a temporary folder, never the checkout's .train-state/."""
+    from engine.workshop.train import cli as train_cli
+
+    root = tmp_path / "train-state"
+    monkeypatch.setattr(train_cli, "STATE_ROOT", root)
+    return root
+
+
+def test_train_refuses_an_option_its_role_does_not_have(capsys, train_state):
     assert main(["train", "textseg", "--run", "never-created", "--residual"]) != 0
     assert "no setting 'residual'" in capsys.readouterr().err
+    assert not (train_state / "textseg" / "never-created").exists()
 
 
 @pytest.mark.parametrize("setting, message", [
@@ -249,9 +260,10 @@ def test_train_refuses_an_option_its_role_does_not_have(capsys):
     ("channels=16,sixty-four", "expected a list of whole numbers"),
     ("channels=16,0,64", "expected a list of whole numbers"),
 ])
-def test_train_set_refuses_bad_settings_before_touching_a_run(tmp_path, capsys, setting, message):
+def test_train_set_refuses_bad_settings_before_touching_a_run(capsys, train_state, setting, message):
     assert main(["train", "inpaint", "--run", "never-created", "--set", setting]) != 0
     assert message in capsys.readouterr().err
+    assert not (train_state / "inpaint" / "never-created").exists()
 
 
 def test_train_set_converts_to_the_settings_type():
