@@ -372,7 +372,7 @@ def cmd_detect(args) -> int:
     from PIL import Image
 
     from engine.imageio import load_image, save_pngs_atomic
-    from engine.pipeline import TEXT_KINDS, tight_mask, union
+    from engine.pipeline import TEXT_KINDS, kind_tight_masks, union
 
     engine, options = _engine(args, ("textseg",)), _options(args)
     extra_kinds = kind_mask_suffixes(args.text) if args.save_kinds else {}
@@ -381,14 +381,13 @@ def cmd_detect(args) -> int:
     def work(job, paths):
         rgb, _ = load_image(job.source, job.frame)
         prob = engine.detect_kinds(rgb, options)
-        empty = np.zeros(rgb.shape[:2], bool)
         wanted = set(options.text_kinds) | set(extra_kinds)
-        masks = {k: tight_mask(prob[k], rgb, options) if k in prob else empty for k in TEXT_KINDS if k in wanted}
+        masks = kind_tight_masks(prob, rgb, options, tuple(k for k in TEXT_KINDS if k in wanted))
         images = [_mask_image(union([masks[k] for k in options.text_kinds], rgb.shape[:2]))]
         images += [_mask_image(masks[kind]) for kind in extra_kinds]
         if args.prob:
             chosen = [prob[k] for k in options.text_kinds if k in prob]
-            level = np.maximum.reduce(chosen) if chosen else empty.astype(np.float32)
+            level = np.maximum.reduce(chosen) if chosen else np.zeros(rgb.shape[:2], np.float32)
             images.append(Image.fromarray(np.rint(level * 255).astype(np.uint8), "L"))
         save_pngs_atomic(list(zip(images, paths, strict=True)))
 
@@ -491,8 +490,8 @@ def cmd_eval(args) -> int:
 
 TEXT_HELP = ("which text to {verb}: dialogue = lettering (speech, captions, narration, asides; typeset or "
              "hand-lettered, also over art with a white outline); sfx = sound effects (drawn, stylised text that is "
-             "part of the artwork); all = both{all}. Default: dialogue (weights that do not tell the two apart call "
-             "all text dialogue)")
+             "part of the artwork); all = both{all}. Default: dialogue. The kinds are told apart by what surrounds "
+             "the text: calm paper around lettering, busy art around sound effects")
 
 FLOAT32_HELP = ("run the networks in float32 even where the processor computes bfloat16 natively (slower; the "
                 "default uses bfloat16 there)")

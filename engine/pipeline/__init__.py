@@ -23,6 +23,7 @@ from engine.pipeline.detect import detect_probabilities, to_grey, working_scale
 from engine.pipeline.fill import FlatFillOptions, flat_fill
 from engine.pipeline.inpaint import inpaint as inpaint_holes
 from engine.pipeline.repeat_fill import repeat_fill
+from engine.pipeline.surroundings import split_by_surroundings
 from engine.protocol import OPTION_LIMITS, option_problem
 
 Progress = Callable[[str, float], None]
@@ -65,6 +66,9 @@ class CleanOptions:
     allow_bfloat16: bool = True
     # the kinds of text (TEXT_KINDS) that are detected and erased; default: lettering only, sound effects stay
     text_kinds: tuple[str, ...] = ("lettering",)
+    # tell the kinds apart (and artwork from text) by what surrounds the text (engine/pipeline/surroundings.py);
+    # False: each kind is what the detector's own channel for it marks
+    check_surroundings: bool = True
 
     def __post_init__(self) -> None:
         for name, limit in OPTION_LIMITS.items():
@@ -329,9 +333,22 @@ def kind_tight_masks(
     prob: dict[str, np.ndarray], rgb: np.ndarray, options: CleanOptions, kinds: tuple[str, ...] | None = None
 ) -> dict[str, np.ndarray]:
     """The tight mask bool (H, W) of each kind of ``kinds`` (default ``options.text_kinds``) from the kinds'
-    probabilities ``prob``; a kind the detector does not tell apart (not in ``prob``) has an empty mask."""
+    probabilities ``prob``.
+
+    With ``options.check_surroundings`` (the default) the text found is split by what surrounds it
+    (engine/pipeline/surroundings.py, which also hears a two-channel detector's own call): lettering in calm
+    surroundings, sound effects drawn over the art, and artwork, which is in no kind's mask. Without it each
+    kind is its own channel's mask, and a kind the detector does not tell apart (not in ``prob``) has an empty
+    mask."""
     kinds = options.text_kinds if kinds is None else kinds
-    return {k: tight_mask(prob[k], rgb, options) if k in prob else np.zeros(rgb.shape[:2], bool) for k in kinds}
+    tight = {k: tight_mask(prob[k], rgb, options) for k in prob}
+    if not options.check_surroundings:
+        return {k: tight[k] if k in tight else np.zeros(rgb.shape[:2], bool) for k in kinds}
+    text = union(tight.values(), rgb.shape[:2])
+    probability = np.maximum.reduce(list(prob.values())) if len(prob) > 1 else next(iter(prob.values()))
+    split = split_by_surroundings(text, masks.grow(text, options.grow_px), probability, to_grey(rgb),
+                                  kinds=prob if len(prob) > 1 else None)
+    return {k: split[k] for k in kinds}
 
 
 def union(kind_masks, shape: tuple[int, int]) -> np.ndarray:

@@ -558,12 +558,24 @@ def test_clean_psd_without_psd_tools_names_the_install_command_first(tmp_path, m
     assert "weights" not in err and not (tmp_path / "out").exists()
 
 
-def test_clean_psd_has_a_hidden_mask_layer_per_kind_when_sound_effects_are_erased(tmp_path):
+def test_clean_psd_has_a_hidden_mask_layer_per_kind_when_sound_effects_are_erased(tmp_path, monkeypatch):
     pytest.importorskip("psd_tools")
     from psd_tools import PSDImage
 
-    weights = str(make_tiny_weights(tmp_path / "w2", out_channels=2, text_bias=(8.0, 8.0)))
-    page = _noisy_page(tmp_path / "p.png", mode="RGB")
+    from engine.pipeline import Engine
+
+    def two_kinds(self, rgb, options=None, progress=None):  # lettering on the left, a sound effect on the right
+        lettering, sfx = np.zeros(rgb.shape[:2], np.float32), np.zeros(rgb.shape[:2], np.float32)
+        lettering[4:28, 2:16], sfx[4:28, 40:56] = 1.0, 1.0
+        return {"lettering": lettering, "sfx": sfx}
+
+    monkeypatch.setattr(Engine, "detect_kinds", two_kinds)
+    weights = str(make_tiny_weights(tmp_path / "w2", out_channels=2))
+    pixels = np.full((32, 64, 3), 255, np.uint8)  # white paper with dark strokes where the two kinds are
+    pixels[6:26:4, 3:15] = 0
+    pixels[6:26, 42:54:3] = 0
+    page = tmp_path / "p.png"
+    Image.fromarray(pixels).save(page)
     out, masks = tmp_path / "out", tmp_path / "masks"
     assert main(["clean", str(page), "-o", str(out), "--weights-dir", weights, "-q", "--psd", "--text", "all"]) == 0
     assert main(["detect", str(page), "-o", str(masks), "--weights-dir", weights, "-q", "--text", "all",

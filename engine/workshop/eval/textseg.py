@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from engine.imageio import load_image, save_png_atomic
-from engine.pipeline import CleanOptions, Engine, tight_mask
+from engine.pipeline import TEXT_CHOICES, TEXT_KINDS, CleanOptions, Engine, kind_tight_masks, union
 from engine.pipeline.detect import to_grey
 from engine.pipeline.masks import regions
 from engine.pipeline.precision import bfloat16_is_native
@@ -39,25 +39,35 @@ def overlay(rgb: np.ndarray, mask: np.ndarray, boxes=(), colour=(255, 0, 64)) ->
 class Predictor:
     """Text probability of a page from the engine's network, made a tight mask at each level of the sweep.
 
-    ``mode``: which text (textseg_kinds.mode_probability): "all" (either kind: these sets' truth holds all
-    text), "dialogue" (lettering) or "sfx"."""
+    ``mode``: which text (TEXT_CHOICES): "all" (both kinds: these sets' truth holds all text), "dialogue"
+    (lettering) or "sfx"."""
 
     def __init__(self, engine: Engine, options: CleanOptions, thresholds: Sequence[float], mode: str = "all"):
         self.engine, self.options, self.thresholds, self.mode = engine, options, list(thresholds), mode
 
-    def probability(self, rgb: np.ndarray) -> np.ndarray:
-        from engine.workshop.eval.textseg_kinds import kind_probabilities, mode_probability
+    def kind_probabilities(self, rgb: np.ndarray) -> dict[str, np.ndarray]:
+        """Each kind's text probability, as the engine computes it for users where the network has one kind or
+        the processor computes bfloat16 natively; else the float32 probabilities of both channels."""
+        from engine.workshop.eval.textseg_kinds import kind_probabilities
 
-        one_kind = len(self.engine.model_kinds()) == 1  # all its text is lettering: the engine's own detection
+        one_kind = len(self.engine.model_kinds()) == 1
         if one_kind or (self.options.bfloat16 is None and bfloat16_is_native()):  # the engine's path, as users get it
-            return self.engine.detect(rgb, self.options)
+            return self.engine.detect_kinds(rgb, self.options)
         prob = kind_probabilities(self.engine._model("textseg"), rgb, self.options.detect_short_side)
-        return mode_probability(prob, self.mode)
+        return dict(zip(TEXT_KINDS, prob, strict=False))
 
-    def masks(self, rgb: np.ndarray) -> dict[float, np.ndarray]:
-        """Threshold -> tight mask (snapped to the ink, as the pipeline makes it) at each level."""
-        prob = self.probability(rgb)
-        return {t: tight_mask(prob, rgb, replace(self.options, threshold=t)) for t in self.thresholds}
+    def masks(self, rgb: np.ndarray, mode: str | None = None,
+              prob: dict[str, np.ndarray] | None = None) -> dict[float, np.ndarray]:
+        """Threshold -> the mask of ``mode`` (default: the predictor's) at each level, as the engine makes it:
+        thresholded, snapped to the ink, the kinds told apart (kind_tight_masks). ``prob``: the page's
+        kind_probabilities, if already computed."""
+        prob = self.kind_probabilities(rgb) if prob is None else prob
+        kinds = TEXT_CHOICES[mode or self.mode]
+        out = {}
+        for t in self.thresholds:
+            found = kind_tight_masks(prob, rgb, replace(self.options, threshold=t), kinds)
+            out[t] = union(found.values(), rgb.shape[:2])
+        return out
 
     @property
     def shown(self) -> float:
@@ -83,29 +93,25 @@ def visible_truth(image: np.ndarray, clean: np.ndarray, truth: np.ndarray, level
 
 
 def synthetic_set(predict: Predictor, limit: int | None) -> list[dict]:
-    from engine.workshop.eval.textseg_kinds import kind_probabilities, mode_probability
     from engine.workshop.synth import make_page
 
     counts = {t: MaskCounts() for t in predict.thresholds}
-    kinds = {"lettering": MaskCounts(), "sfx": MaskCounts()}
-    two = len(predict.engine.model_kinds()) == 2
+    kinds = {"dialogue": MaskCounts(), "sfx": MaskCounts()}  # each mode against its own kind's truth
     visible = MaskCounts()
     count = min(limit or SYNTH_VALIDATION_PAGES, SYNTH_VALIDATION_PAGES)
+    at_threshold = Predictor(predict.engine, predict.options, [predict.options.threshold], predict.mode)
     for i in range(count):
         page = make_page(VALIDATION_SEED_BASE + i, 768, 768)
         visible.add(visible_truth(page.image, page.clean, page.text_mask), page.text_mask)
-        if two:  # each kind's own channel against its own truth, at the engine's threshold
-            prob = kind_probabilities(predict.engine._model("textseg"), page.image, predict.options.detect_short_side)
-            kinds["lettering"].add(tight_mask(mode_probability(prob, "dialogue"), page.image, predict.options),
-                                   page.lettering_mask)
-            kinds["sfx"].add(tight_mask(mode_probability(prob, "sfx"), page.image, predict.options), page.sfx_mask)
-        for t, pred in predict.masks(page.image).items():
+        prob = predict.kind_probabilities(page.image)
+        for t, pred in predict.masks(page.image, prob=prob).items():
             counts[t].add(pred, page.text_mask)
+        for mode, truth in (("dialogue", page.lettering_mask), ("sfx", page.sfx_mask)):
+            kinds[mode].add(at_threshold.masks(page.image, mode, prob)[predict.options.threshold], truth)
     rows = _rows({"set": "synthetic validation", "pages": count, "visible_f1": visible.f1}, counts)
-    if two:
-        for kind, kind_counts in kinds.items():
-            rows.append({"set": f"synthetic validation, {kind} channel alone", "pages": count,
-                         "threshold": predict.options.threshold, **kind_counts.scores()})
+    for mode, kind_counts in kinds.items():
+        rows.append({"set": f"synthetic validation, {mode} mode vs its kind", "pages": count,
+                     "threshold": predict.options.threshold, **kind_counts.scores()})
     return rows
 
 
@@ -147,12 +153,12 @@ def mimi_set(predict: Predictor, root: Path, limit, write: Callable | None) -> l
     for i, strip in enumerate(strips):
         page, truth = letter_strip(strip, font, seed=i)
         scored = ~gutter_columns(page, truth)
-        preds = predict.masks(page)
+        preds = predict.masks(page, "dialogue")  # all of this truth is lettering: the default mode's
         for t, pred in preds.items():
             counts[t].add(pred[scored], truth[scored])
         if write:
             write(f"mimi-{strip.image.stem}", overlay(page, preds[predict.shown]))
-    base = {"set": "real art + lettering (Mimi and Eunice, held-out fifth)", "pages": len(strips)}
+    base = {"set": "real art + lettering (Mimi and Eunice, held-out fifth), dialogue", "pages": len(strips)}
     return _rows(base, counts)
 
 

@@ -1,9 +1,9 @@
 """``kesu eval textseg``, per kind of text: what each mode marks on real manga whose every piece of text is boxed
 (engine/workshop/eval/annotations/, see kinds.py).
 
-Modes (as ``--text`` on the command line): ``dialogue`` marks the lettering channel, ``all`` either channel,
-``sfx`` the sound-effect channel. A 1-channel network (v5 and before) calls all text lettering: its three modes
-mark the same.
+Modes (as ``--text`` on the command line): ``dialogue`` marks the lettering, ``all`` the lettering and the sound
+effects, ``sfx`` the sound effects, each as the engine makes them (engine.pipeline.kind_tight_masks: the text
+found, told apart by its surroundings; see engine/pipeline/surroundings.py).
 
 Per set and mode:
 - ``lettering_recall``/``lettering_boxes_90``: the lettering (ink pieces wholly inside a lettering box) covered,
@@ -27,7 +27,7 @@ import torch
 from PIL import Image
 
 from engine.imageio import load_image
-from engine.pipeline import CleanOptions, Engine, tight_mask
+from engine.pipeline import TEXT_CHOICES, TEXT_KINDS, CleanOptions, Engine, kind_tight_masks, union
 from engine.pipeline.detect import detect_probabilities, to_grey
 from engine.workshop.eval import kinds
 from engine.workshop.eval.textseg import INK_LEVEL, lettering_ink, overlay
@@ -43,16 +43,11 @@ def kind_probabilities(model: torch.nn.Module, rgb: np.ndarray, short_side: int,
     return detect_probabilities(model, rgb, short_side, tile, margin, bfloat16=False)
 
 
-def mode_probability(prob: np.ndarray, mode: str) -> np.ndarray:
-    """The probability a mode thresholds: dialogue = channel 0, sfx = channel 1, all = either (the larger)."""
-    if len(prob) == 1:
-        return prob[0]
-    return {"dialogue": prob[0], "sfx": prob[1], "all": prob.max(axis=0)}[mode]
-
-
-def mode_masks(engine: Engine, rgb: np.ndarray, options: CleanOptions, modes=MODES) -> dict[str, np.ndarray]:
-    prob = kind_probabilities(engine._model("textseg"), rgb, options.detect_short_side)
-    return {m: tight_mask(mode_probability(prob, m), rgb, options) for m in modes}
+def mode_masks_from(prob: np.ndarray, rgb: np.ndarray, options: CleanOptions, modes=MODES) -> dict[str, np.ndarray]:
+    """Each mode's mask as the engine makes it from the channels' probabilities ``prob`` (K, H, W)
+    (kind_tight_masks: the kinds told apart by their surroundings unless ``options.check_surroundings`` is off)."""
+    found = kind_tight_masks(dict(zip(TEXT_KINDS, prob, strict=False)), rgb, options, TEXT_KINDS)
+    return {m: union([found[k] for k in TEXT_CHOICES[m]], rgb.shape[:2]) for m in modes}
 
 
 @dataclass
@@ -146,8 +141,10 @@ def _blackjack(root: Path, held_out_only: bool):
 
 
 class MaskCache:
-    """The modes' masks of each page, kept in memory and, when a folder is given ($KESU_KINDS_CACHE), on disk
-    under the weights' identity (the mask takes a minute a page on a busy machine; the scoring takes none)."""
+    """The modes' masks of each page. The detector's probabilities (the slow part: a minute a page on a busy
+    machine) are kept, when a folder is given ($KESU_KINDS_CACHE), on disk under the weights' identity, as
+    float16; the masks are made from them on every run (kind_tight_masks: well under a second a page), so a
+    change to the thresholds or to the kinds' split needs no new detection."""
 
     def __init__(self, engine: Engine, options: CleanOptions, folder: Path | None):
         self.engine, self.options, self.memory = engine, options, {}
@@ -160,24 +157,24 @@ class MaskCache:
             for name, tensor in sorted(model.state_dict().items()):
                 digest.update(name.encode())
                 digest.update(tensor.detach().cpu().numpy().tobytes())
-            key = f"{digest.hexdigest()[:16]}-t{options.threshold:g}-s{options.detect_short_side}"
-            self.folder = Path(folder) / key
+            self.folder = Path(folder) / f"{digest.hexdigest()[:16]}-s{options.detect_short_side}"
             self.folder.mkdir(parents=True, exist_ok=True)
 
-    def masks(self, tag: str, rgb: np.ndarray) -> dict[str, np.ndarray]:
-        if tag in self.memory:
-            return self.memory[tag]
-        path = self.folder / f"{tag}.npz" if self.folder else None
+    def probabilities(self, tag: str, rgb: np.ndarray) -> np.ndarray:
+        path = self.folder / f"{tag}.npy" if self.folder else None
         if path is not None and path.exists():
-            data = np.load(path)
-            masks = {m: np.unpackbits(data[m])[: rgb.shape[0] * rgb.shape[1]].reshape(rgb.shape[:2]).astype(bool)
-                     for m in MODES}
-        else:
-            masks = mode_masks(self.engine, rgb, self.options)
-            if path is not None:
-                np.savez(path, **{m: np.packbits(masks[m]) for m in MODES})
-        self.memory[tag] = masks
-        return masks
+            prob = np.load(path).astype(np.float32)
+            if prob.shape[1:] == rgb.shape[:2]:
+                return prob
+        prob = kind_probabilities(self.engine._model("textseg"), rgb, self.options.detect_short_side)
+        if path is not None:
+            np.save(path, prob.astype(np.float16))
+        return prob
+
+    def masks(self, tag: str, rgb: np.ndarray) -> dict[str, np.ndarray]:
+        if tag not in self.memory:
+            self.memory[tag] = mode_masks_from(self.probabilities(tag, rgb), rgb, self.options)
+        return self.memory[tag]
 
 
 def spread(pages: list, limit: int | None) -> list:

@@ -62,8 +62,8 @@ def test_detect_shapes_and_range(engine, rng):
 
 def test_tiled_detection_matches_untiled(engine, rng):
     page = _page(rng, 200, 232)
-    untiled = detect_probability(engine.textseg, page, tile=4096, margin=0)
-    tiled = detect_probability(engine.textseg, page, tile=64, margin=96)
+    untiled = detect_probability(engine.textseg, page, tile=4096, margin=0, bfloat16=False)
+    tiled = detect_probability(engine.textseg, page, tile=64, margin=96, bfloat16=False)
     assert np.abs(tiled - untiled).max() < 1e-4
 
 
@@ -97,13 +97,15 @@ def two_kinds(tmp_path_factory):
 def test_a_two_kind_detector_gives_each_kind_its_probability(two_kinds, rng):
     page = _page(rng, 100, 120)
     assert two_kinds.model_kinds() == TEXT_KINDS
-    untiled = detect_probabilities(two_kinds.textseg, page, tile=4096, margin=0)
-    tiled = detect_probabilities(two_kinds.textseg, page, tile=64, margin=96)
+    # float32 on every machine (a processor with native bfloat16 would otherwise run these in bfloat16)
+    untiled = detect_probabilities(two_kinds.textseg, page, tile=4096, margin=0, bfloat16=False)
+    tiled = detect_probabilities(two_kinds.textseg, page, tile=64, margin=96, bfloat16=False)
     assert untiled.shape == (2, 100, 120) and untiled.dtype == np.float32
     assert np.abs(tiled - untiled).max() < 1e-4
     assert not np.allclose(untiled[0], untiled[1])  # two channels, not one copied
     # text of any kind: the likelier kind
-    assert np.array_equal(detect_probability(two_kinds.textseg, page, tile=4096, margin=0), untiled.max(axis=0))
+    assert np.array_equal(detect_probability(two_kinds.textseg, page, tile=4096, margin=0, bfloat16=False),
+                          untiled.max(axis=0))
     prob = two_kinds.detect_kinds(page, CleanOptions(allow_bfloat16=False))
     assert sorted(prob) == sorted(TEXT_KINDS)
     for kind, plane in zip(TEXT_KINDS, untiled, strict=True):

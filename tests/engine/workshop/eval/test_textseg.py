@@ -13,9 +13,9 @@ class FixedProbability:
     def model_kinds(self):
         return ("lettering",)
 
-    def detect(self, rgb, options):
+    def detect_kinds(self, rgb, options):
         h, w = rgb.shape[:2]
-        return np.broadcast_to(np.linspace(0.0, 1.0, w, dtype=np.float32), (h, w))
+        return {"lettering": np.broadcast_to(np.linspace(0.0, 1.0, w, dtype=np.float32), (h, w))}
 
 
 def test_ink_counts_score_boxes_and_outside_share():
@@ -73,6 +73,10 @@ def test_synthetic_rows_carry_the_visible_truth_ceiling():
 
 def test_sweep_gives_one_row_per_threshold_and_recall_falls_as_the_level_rises():
     rows = run(FixedProbability(), None, None, limit=2, log=lambda m: None, thresholds=[0.2, 0.5, 0.8])
+    modes = [r for r in rows if r["set"] != "synthetic validation"]
+    assert [r["set"] for r in modes] == ["synthetic validation, dialogue mode vs its kind",
+                                         "synthetic validation, sfx mode vs its kind"]
+    rows = [r for r in rows if r["set"] == "synthetic validation"]
     assert [r["threshold"] for r in rows] == [0.2, 0.5, 0.8]
     recalls = [r["recall"] for r in rows]
     assert recalls[0] > recalls[1] > recalls[2]

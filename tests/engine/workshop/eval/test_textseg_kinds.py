@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from engine.workshop.eval import kinds
-from engine.workshop.eval.textseg_kinds import KindCounts, mode_probability, spread
+from engine.workshop.eval.textseg_kinds import KindCounts, spread
 from engine.workshop.train.manga_boxes import targets
 
 
@@ -57,15 +57,6 @@ def test_artwork_is_marked_ink_outside_every_box_and_sfx_recall_counts_ink_in_sf
     assert scores["lettering_recall"] == 1.0 and scores["lettering_boxes_90"] == 1.0
     assert scores["sfx_recall"] == pytest.approx(0.5)
     assert scores["mask_outside_lettering"] == pytest.approx((50 + 20) / (100 + 50 + 20))
-
-
-def test_modes_read_their_channel_and_a_one_channel_model_calls_everything_lettering():
-    two = np.stack([np.full((2, 2), 0.9, np.float32), np.full((2, 2), 0.2, np.float32)])
-    assert float(mode_probability(two, "dialogue")[0, 0]) == pytest.approx(0.9)
-    assert float(mode_probability(two, "sfx")[0, 0]) == pytest.approx(0.2)
-    assert float(mode_probability(two, "all")[0, 0]) == pytest.approx(0.9)
-    one = two[:1]
-    assert all(float(mode_probability(one, m)[0, 0]) == pytest.approx(0.9) for m in ("dialogue", "sfx", "all"))
 
 
 def test_spread_takes_pages_over_the_whole_set():
