@@ -35,7 +35,8 @@ Kinds of text: a job's ``"text"`` (TEXT_CHOICES) says which text detect finds an
 (lettering: speech, captions, narration, asides), "sfx" (sound effects drawn as part of the artwork) or "all";
 a job without it means "dialogue". With ``"kind_masks": true`` the answer of detect (and of clean when it
 detects) also carries each kind's own tight mask as the blobs of KIND_MASK_BLOBS; the blob "mask" stays the
-mask of the kinds asked for. Engines that do not tell the kinds apart call all text dialogue.
+mask of the kinds asked for. The engine tells the kinds apart by the text's surroundings
+(engine/pipeline/surroundings.py).
 """
 
 from __future__ import annotations
@@ -839,6 +840,8 @@ def option_problem(name: str, value: Any) -> str | None:
 TEXT_MASK_LAYER = "Text Mask"
 SFX_MASK_LAYER = "SFX Mask"  # the sound effects' mask (issue 31: shown hidden, erased only when asked)
 CLEANED_LAYER = "Cleaned"
+# the mask layer of each kind of text (TEXT_CHOICES but "all"): lettering in "Text Mask", sound effects in "SFX Mask"
+MASK_LAYERS = {"dialogue": TEXT_MASK_LAYER, "sfx": SFX_MASK_LAYER}
 MASK_RGB = (255, 0, 0)  # text in the "Text Mask" layer: a clear red on colour images...
 MASK_GREY = 128         # ...and mid grey on grey ones
 COVERED = 128           # a selection or painted-mask pixel counts from half covered (soft edges, feathering)
@@ -889,6 +892,13 @@ def mask_and(a: bytes, b: bytes) -> bytes:
     return (int.from_bytes(a, "little") & int.from_bytes(b, "little")).to_bytes(len(a), "little")
 
 
+def mask_or(a: bytes, b: bytes) -> bytes:
+    """Pixel-wise OR of two 0/255 masks of the same length."""
+    if len(a) != len(b):
+        raise ValueError(f"masks of different sizes ({len(a)} and {len(b)} bytes)")
+    return (int.from_bytes(a, "little") | int.from_bytes(b, "little")).to_bytes(len(a), "little")
+
+
 def mask_count(mask: bytes) -> int:
     """How many pixels of a mask are set (nonzero)."""
     return len(mask) - bytes(mask).count(0)
@@ -911,14 +921,51 @@ def clip_to_mask(pixels: bytes, channels: str, mask: bytes) -> bytes:
     return mask_and(bytes(pixels), bytes(wide))
 
 
-def is_kesu_layer(name: str) -> bool:
-    """A layer Kesu made: "Text Mask" or "Cleaned", also as the host renames a second one ("Text Mask #2")."""
-    return is_text_mask_layer(name) or name == CLEANED_LAYER or name.startswith(CLEANED_LAYER + " #")
+def _named(name: str, base: str) -> bool:
+    """``name`` is ``base``, also as a host renames a second one ("Text Mask #2")."""
+    return name == base or name.startswith(base + " #")
+
+
+def mask_layer_kind(name: str) -> str | None:
+    """The kind of text a Kesu mask layer holds (a key of MASK_LAYERS: "dialogue" for "Text Mask", "sfx" for
+    "SFX Mask", also as the host renames a second one, "SFX Mask #2"); None for any other layer."""
+    return next((kind for kind, base in MASK_LAYERS.items() if _named(name, base)), None)
 
 
 def is_text_mask_layer(name: str) -> bool:
     """A "Text Mask" layer, also as the host renames a second one ("Text Mask #2")."""
-    return name == TEXT_MASK_LAYER or name.startswith(TEXT_MASK_LAYER + " #")
+    return _named(name, TEXT_MASK_LAYER)
+
+
+def is_kesu_layer(name: str) -> bool:
+    """A layer Kesu made: a mask layer ("Text Mask", "SFX Mask") or "Cleaned", also as the host renames a second
+    one ("Text Mask #2")."""
+    return mask_layer_kind(name) is not None or _named(name, CLEANED_LAYER)
+
+
+def kinds_of_text(text: str) -> tuple[str, ...]:
+    """The kinds of text (keys of MASK_LAYERS) a TEXT_CHOICES value means: "all" is dialogue and sound effects."""
+    if text not in TEXT_CHOICES:
+        raise ValueError(f"unknown kind of text {text!r}; valid: {', '.join(TEXT_CHOICES)}")
+    return tuple(MASK_LAYERS) if text == "all" else (text,)
+
+
+def mask_layer_masks(mask: bytes, kind_masks: Mapping[str, bytes]) -> dict[str, bytes]:
+    """The mask layers to add for an engine answer, by kind: {"dialogue": the "Text Mask"'s mask, "sfx": the
+    "SFX Mask"'s}. The "Text Mask" is always there (an empty one is for painting by hand); the "SFX Mask" only
+    when the page has sound effects: an empty hidden layer on every page would be noise. An answer without
+    kind masks gives its ``mask`` as the "Text Mask"'s."""
+    layers = {"dialogue": kind_masks.get("dialogue", mask)}
+    sfx = kind_masks.get("sfx")
+    if sfx is not None and mask_count(sfx):
+        layers["sfx"] = sfx
+    return layers
+
+
+def mask_layer_visible(kind: str, text: str) -> bool:
+    """Whether a new mask layer of ``kind`` is shown when the user erases ``text`` (TEXT_CHOICES): shown masks
+    are what Inpaint Selection erases, so the "SFX Mask" stays hidden unless sound effects are erased."""
+    return kind in kinds_of_text(text)
 
 
 def source_layer_index(names: list[str], active: int) -> int | None:
@@ -930,21 +977,41 @@ def source_layer_index(names: list[str], active: int) -> int | None:
     return i if i < len(names) else None
 
 
-def text_mask_above(names: list[str], source: int) -> int | None:
-    """The "Text Mask" made for the layer at ``source`` among siblings ``names`` (top first): the nearest one
-    above it through other Kesu layers; None when there is none. New "Cleaned" layers go above it."""
+def mask_layers_above(names: list[str], source: int) -> dict[str, int]:
+    """The mask layers made for the layer at ``source`` among siblings ``names`` (top first): by kind, the
+    nearest one above it through other Kesu layers ({} when there is none)."""
+    found: dict[str, int] = {}
     i = source - 1
     while i >= 0 and is_kesu_layer(names[i]):
-        if is_text_mask_layer(names[i]):
-            return i
+        kind = mask_layer_kind(names[i])
+        if kind is not None and kind not in found:
+            found[kind] = i
         i -= 1
-    return None
+    return found
 
 
-def text_mask_for(names: list[str], source: int) -> int | None:
-    """The "Text Mask" Inpaint Selection fills when nothing is selected: the one above the layer at
-    ``source`` (:func:`text_mask_above`), else any sibling "Text Mask"; None when there is none."""
-    above = text_mask_above(names, source)
-    if above is not None:
-        return above
-    return next((i for i, name in enumerate(names) if is_text_mask_layer(name)), None)
+def mask_layers_for(names: list[str], source: int) -> dict[str, int]:
+    """The mask layers that belong to the layer at ``source``: those above it (:func:`mask_layers_above`), else
+    the first sibling of each kind anywhere (a mask the user moved); {} when there is none."""
+    found = mask_layers_above(names, source)
+    if not found:
+        for i, name in enumerate(names):
+            kind = mask_layer_kind(name)
+            if kind is not None and kind not in found:
+                found[kind] = i
+    return found
+
+
+def masks_to_fill(names: list[str], visible: list[bool], source: int) -> list[int]:
+    """The layers Inpaint Selection fills when nothing is selected: every VISIBLE mask layer that belongs to the
+    layer at ``source`` (:func:`mask_layers_for`), top first; their masks are filled together. A hidden layer
+    (the "SFX Mask" as Detect Text adds it) is left alone."""
+    return sorted(i for i in mask_layers_for(names, source).values() if visible[i])
+
+
+def cleaned_position(names: list[str], source: int) -> int:
+    """Where Inpaint Selection's "Cleaned" layer goes among siblings ``names`` (top first): directly above the
+    topmost mask layer of the layer at ``source`` (:func:`mask_layers_above`), so it shows over them, else
+    directly above the source. Returns that layer's index: a new layer inserted at it lies directly above."""
+    above = mask_layers_above(names, source)
+    return min(above.values()) if above else source

@@ -2,8 +2,9 @@
 """Kesu for GIMP 3: Filters > Text Removal > Detect Text, Inpaint Selection, Clean Page.
 
 Also callable from scripts through the PDB: ``kesu-detect-text``, ``kesu-inpaint-selection``,
-``kesu-clean-page`` (arguments ``grow-px`` and ``threshold``). Results are new layers ("Text Mask", "Cleaned")
-inside one undo group; the active layer is never changed. The work is done by the Kesu engine server (its
+``kesu-clean-page`` (arguments ``grow-px`` and ``threshold``; Detect Text and Clean Page also ``text-kinds``:
+"dialogue", "sfx" or "all"). Results are new layers ("Text Mask", "SFX Mask", "Cleaned") inside one undo group;
+the active layer is never changed. The work is done by the Kesu engine server (its
 own Python environment, started on first use) through ``kesu_protocol``; the logic that needs no GIMP is in
 ``kesu_core``. On any error the image is left as it was, GIMP shows what to do, and the details go to the
 log file in the Kesu log folder.
@@ -185,8 +186,9 @@ class Job:
         names = [lay.get_name() for lay in layers]
         if op == "inpaint":
             sel = selection_bounds(self.image)
-            mask_idx = proto.text_mask_for(names, idx) if sel is None else None
-            plan = core.plan_inpaint(sel is not None, mask_idx is not None)
+            belong = sorted(proto.mask_layers_for(names, idx).values())
+            fill = proto.masks_to_fill(names, [lay.get_visible() for lay in layers], idx)
+            plan = core.plan_inpaint(sel is not None, [names[i] for i in belong], [names[i] for i in fill])
             op = plan.op
             if plan.source == "selection":
                 work = core.inpaint_rect(rect, sel)
@@ -194,12 +196,13 @@ class Job:
                 if proto.mask_count(mask) == 0:
                     raise core.KesuError("the selection does not cover any of the active layer's pixels: "
                                          "select the text to erase on this layer and try again")
-            else:
-                mlayer = layers[mask_idx]
-                mask = proto.layer_to_mask(read_rgba(mlayer, rect.relative_to(layer_rect(mlayer))), "RGBA")
+            else:  # the visible mask layers together
+                for i in fill:
+                    m = proto.layer_to_mask(read_rgba(layers[i], rect.relative_to(layer_rect(layers[i]))), "RGBA")
+                    mask = m if mask is None else proto.mask_or(mask, m)
                 if proto.mask_count(mask) == 0:
-                    raise core.KesuError("the \"Text Mask\" layer is empty over the active layer: paint the text "
-                                         "to erase on it (or select it) and try again")
+                    raise core.KesuError(core.empty_masks_message([names[i] for i in fill]))
+                log.info("%s: filling %s", self.spec.name, [names[i] for i in fill])
         # a layer without alpha travels as RGB: a quarter less to convert and send
         channels = "RGBA" if source.has_alpha() else "RGB"
         pixels = read_rgba(source, work.relative_to(rect), RGBA if channels == "RGBA" else RGB)
@@ -207,18 +210,20 @@ class Job:
         if op == "clean" and self.spec.op == "clean" and selection_bounds(self.image) is not None:
             result = self.clean_in_selection(pixels, work, channels)
         else:
+            # a mask given (Inpaint Selection) needs no kind masks: the engine only grows and fills it
             result = core.run_engine(self.connect, op, pixels, work.w, work.h, self.settings, mask=mask,
-                                     progress=self.progress, channels=channels)
+                                     progress=self.progress, channels=channels, kind_masks=mask is None)
         t1 = time.monotonic()
         self.add_layers(source, layers, idx, work, result)
         Gimp.progress_update(1.0)
         if self.interactive:
             Gimp.displays_flush()
         text = proto.mask_count(result.mask) if result.mask is not None else -1
+        sfx = proto.mask_count(result.kind_masks["sfx"]) if "sfx" in result.kind_masks else -1
         t_layers, total = time.monotonic() - t1, time.monotonic() - t0
         return (f"{self.spec.name} on {source.get_name()!r} {work.w}x{work.h} ({op}): read {t_read:.2f}s, "
                 f"engine {result.seconds:.2f}s (compute {result.engine_s:.2f}s), layers {t_layers:.2f}s, "
-                f"total {total:.2f}s; text pixels {text}")
+                f"total {total:.2f}s; text pixels {text}, sound-effect pixels {sfx}")
 
     def clean_in_selection(self, pixels: bytes, work: core.Rect, channels: str) -> core.EngineResult:
         """Clean Page with a selection: detect on the whole layer (context), keep the text inside the selection,
@@ -228,15 +233,16 @@ class Job:
 
         inside = read_selection(self.image, work)
         found = core.run_engine(self.connect, "detect", pixels, work.w, work.h, self.settings,
-                                progress=half(0.0), channels=channels)
+                                progress=half(0.0), channels=channels, kind_masks=True)
         text = proto.mask_and(found.mask, inside)
         if proto.mask_count(text) == 0:
-            raise core.KesuError("Kesu found no text inside the selection: select a larger area, or select "
-                                 "nothing to clean the whole page")
+            raise core.KesuError("Kesu found no text to erase inside the selection: select a larger area, or "
+                                 "select nothing to clean the whole page")
         res = core.run_engine(self.connect, "clean", pixels, work.w, work.h, self.settings, mask=text,
                               progress=half(0.5), channels=channels)
+        kinds = {kind: proto.mask_and(m, inside) for kind, m in found.kind_masks.items()}
         return core.EngineResult(text, proto.clip_to_mask(res.pixels, "RGBA", inside), found.seconds + res.seconds,
-                                 found.engine_s + res.engine_s)
+                                 found.engine_s + res.engine_s, kinds)
 
     def add_layers(self, source: Gimp.Layer, layers: list, idx: int, work: core.Rect,
                    result: core.EngineResult) -> None:
@@ -244,18 +250,20 @@ class Job:
         made: list[Gimp.Layer] = []
         image.undo_group_start()
         try:
-            pos = idx  # inserting at the source's index puts the new layer directly above it
+            # inserting at the source's index puts a new layer directly above it, and the next one directly above
+            # that: "Text Mask", then "SFX Mask" (hidden unless its sound effects are erased), then "Cleaned"
+            pos = idx
             if self.spec.op in ("detect", "clean"):
-                mask_layer = new_layer(image, proto.TEXT_MASK_LAYER, work, core.MASK_LAYER_OPACITY)
-                image.insert_layer(mask_layer, parent, pos)
-                made.append(mask_layer)
-                fill_layer(mask_layer, work, proto.mask_to_layer(result.mask, "RGBA"))
+                for kind, mask in result.mask_layers().items():
+                    mask_layer = new_layer(image, proto.MASK_LAYERS[kind], work, core.MASK_LAYER_OPACITY)
+                    image.insert_layer(mask_layer, parent, pos)
+                    made.append(mask_layer)
+                    fill_layer(mask_layer, work, proto.mask_to_layer(mask, "RGBA"))
+                    mask_layer.set_visible(proto.mask_layer_visible(kind, self.settings.text))
             if self.spec.op in ("inpaint", "clean"):
                 if self.spec.op == "inpaint":
-                    # above the page's own Text Mask (and other Kesu layers right above it), so it shows
-                    names = [lay.get_name() for lay in layers]
-                    top = proto.text_mask_above(names, idx)
-                    pos = idx if top is None else top
+                    # above the page's own mask layers (and other Kesu layers right above it), so it shows
+                    pos = proto.cleaned_position([lay.get_name() for lay in layers], idx)
                 cleaned = new_layer(image, proto.CLEANED_LAYER, work)
                 image.insert_layer(cleaned, parent, pos)
                 made.append(cleaned)
@@ -271,9 +279,10 @@ class Job:
             image.undo_group_end()
 
 
-def settings_from(config: Gimp.ProcedureConfig) -> core.Settings:
+def settings_from(config: Gimp.ProcedureConfig, spec: core.ProcSpec) -> core.Settings:
+    text = str(config.get_property("text-kinds")) if spec.name in core.TEXT_KINDS_PROCEDURES else "dialogue"
     return core.Settings(grow_px=int(config.get_property("grow-px")),
-                         threshold=float(config.get_property("threshold")))
+                         threshold=float(config.get_property("threshold")), text=text)
 
 
 def show_dialog(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, spec: core.ProcSpec) -> bool:
@@ -322,6 +331,15 @@ class Kesu(Gimp.PlugIn):
         proc.add_double_argument("threshold", "_Threshold",
                                  "Text probability at which a pixel counts as text (lower finds more)",
                                  core.THRESHOLD.lo, core.THRESHOLD.hi, core.THRESHOLD.default, flags)
+        if name in core.TEXT_KINDS_PROCEDURES:
+            choice = Gimp.Choice.new()
+            for i, (nick, label) in enumerate(core.TEXT_KINDS_LABELS.items()):
+                choice.add(nick, i, label, "")
+            proc.add_choice_argument(
+                "text-kinds", "Te_xt to erase",
+                "dialogue (lettering: speech, captions, narration), sfx (sound effects drawn into the art) or "
+                "all. Include sound effects with \"all\"; otherwise they are kept and their \"SFX Mask\" layer "
+                "is added hidden", choice, proto.DEFAULT_TEXT, flags)
         return proc
 
     def run(self, procedure, run_mode, image, drawables, config, spec):
@@ -330,9 +348,9 @@ class Kesu(Gimp.PlugIn):
         try:
             if interactive and not show_dialog(procedure, config, spec):
                 return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
-            settings = settings_from(config)
-            log.info("%s: %s (grow %d px, threshold %.2f)", spec.name, run_mode.value_nick,
-                     settings.grow_px, settings.threshold)
+            settings = settings_from(config, spec)
+            log.info("%s: %s (grow %d px, threshold %.2f, text %s)", spec.name, run_mode.value_nick,
+                     settings.grow_px, settings.threshold, settings.text)
             summary = Job(spec, image, list(drawables or []), settings, interactive).run()
             log.info("%s", summary)
             return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, None)

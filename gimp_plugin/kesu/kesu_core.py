@@ -11,8 +11,8 @@ coordinates unless a name says otherwise.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import kesu_protocol as proto  # the installer copies it beside this file (this folder is sys.path[0])
@@ -37,18 +37,30 @@ class ProcSpec:
 PROCEDURES = (
     ProcSpec("kesu-detect-text", "Detect Text", "detect",
              "Find the lettering and add it as an editable \"Text Mask\" layer",
-             "Adds a \"Text Mask\" layer above the active layer: red where Kesu found text. Paint on it to add "
-             "text it missed, erase what it should leave; then run Inpaint Selection with nothing selected."),
+             "Adds a \"Text Mask\" layer above the active layer: red where Kesu found dialogue. Paint on it to "
+             "add text it missed, erase what it should leave; then run Inpaint Selection with nothing selected. "
+             "When the page has sound effects, an \"SFX Mask\" layer with them goes directly above it, hidden "
+             "unless text-kinds includes them: show it to erase them too."),
     ProcSpec("kesu-inpaint-selection", "Inpaint Selection", "inpaint",
-             "Erase what is selected (or what the \"Text Mask\" layer marks) into a new \"Cleaned\" layer",
-             "Fills the selection (or, with nothing selected, the \"Text Mask\" layer grown by grow-px) from "
-             "its surroundings. The result is a new \"Cleaned\" layer holding only the changed pixels; the "
-             "active layer is not touched."),
+             "Erase what is selected (or what the visible mask layers mark) into a new \"Cleaned\" layer",
+             "Fills the selection (or, with nothing selected, the visible \"Text Mask\" and \"SFX Mask\" "
+             "layers together, grown by grow-px; a hidden one is left alone) from its surroundings. The result "
+             "is a new \"Cleaned\" layer holding only the changed pixels; the active layer is not touched."),
     ProcSpec("kesu-clean-page", "Clean Page", "clean",
              "Detect the lettering and erase it: adds \"Text Mask\" and \"Cleaned\" layers",
-             "Detect Text and Inpaint in one step. Adds a \"Text Mask\" layer and above it a \"Cleaned\" layer "
-             "with only the changed pixels; the active layer is not touched."),
+             "Detect Text and Inpaint in one step: erases the kinds of text text-kinds names (dialogue unless "
+             "asked). Adds a \"Text Mask\" layer (and an \"SFX Mask\" when the page has sound effects, shown "
+             "when they are erased) and above them a \"Cleaned\" layer with only the changed pixels; the active "
+             "layer is not touched."),
 )
+# the procedures with a "text-kinds" argument: which kinds of text are erased (Inpaint Selection erases what is
+# selected or what the visible mask layers mark, so it has none)
+TEXT_KINDS_PROCEDURES = ("kesu-detect-text", "kesu-clean-page")
+TEXT_KINDS_LABELS = {  # the "text-kinds" choice: kesu_protocol.TEXT_CHOICES and what the dialog shows for each
+    "dialogue": "Dialogue",
+    "sfx": "Sound effects",
+    "all": "Dialogue and sound effects",
+}
 PROCEDURE_BY_NAME = {p.name: p for p in PROCEDURES}
 
 
@@ -66,16 +78,20 @@ THRESHOLD = proto.THRESHOLD
 @dataclass(frozen=True)
 class Settings:
     """What the user sets: ``grow_px`` (pixels added around the text before erasing), ``threshold``
-    (text probability at which a pixel counts as text; lower finds more)."""
+    (text probability at which a pixel counts as text; lower finds more), ``text`` (the kinds of text erased,
+    kesu_protocol.TEXT_CHOICES: sound effects are kept unless asked)."""
 
     grow_px: int = int(GROW_PX.default)
     threshold: float = THRESHOLD.default
+    text: str = proto.DEFAULT_TEXT
 
     def __post_init__(self) -> None:
         for name in ("grow_px", "threshold"):
             problem = proto.option_problem(name, getattr(self, name))
             if problem:
                 raise KesuError(problem)
+        if self.text not in proto.TEXT_CHOICES:
+            raise KesuError(f"text-kinds must be one of {', '.join(proto.TEXT_CHOICES)}, got {self.text!r}")
 
     def engine_options(self, op: str) -> dict[str, Any]:
         """The server's options for ``op`` (only the ones that matter to it)."""
@@ -132,21 +148,38 @@ def inpaint_rect(layer: Rect, selection: Rect, margin: int = INPAINT_MARGIN_PX) 
 
 
 class Plan(NamedTuple):
-    """What Inpaint Selection does: ``source`` "selection" or "text-mask", and the engine op for it."""
+    """What Inpaint Selection does: ``source`` "selection" or "masks", and the engine op for it."""
 
     source: str
     op: str
 
 
-def plan_inpaint(has_selection: bool, has_text_mask_layer: bool) -> Plan:
-    """A selection is filled as it is; without one, the "Text Mask" layer is grown by grow-px and filled
-    (the engine's "clean" with a given mask); with neither, a KesuError saying what to do."""
+def _quoted(names: Sequence[str]) -> str:
+    return " and ".join(f"\"{n}\"" for n in names)
+
+
+def plan_inpaint(has_selection: bool, mask_layers: Sequence[str] = (), shown: Sequence[str] = ()) -> Plan:
+    """A selection is filled as it is; without one, the visible mask layers ``shown`` (of the page's
+    ``mask_layers``: kesu_protocol.mask_layers_for, masks_to_fill) are grown by grow-px and filled together
+    (the engine's "clean" with a given mask). KesuError saying what to do when there is nothing to fill."""
     if has_selection:
         return Plan("selection", "inpaint")
-    if has_text_mask_layer:
-        return Plan("text-mask", "clean")
-    raise KesuError("nothing to inpaint: select the text to erase, or run Filters > Text Removal > Detect Text "
-                    "first (with nothing selected, Inpaint Selection uses the \"Text Mask\" layer)")
+    if not mask_layers:
+        raise KesuError("nothing to inpaint: select the text to erase, or run Filters > Text Removal > Detect "
+                        "Text first (with nothing selected, Inpaint Selection uses the \"Text Mask\" layer)")
+    if not shown:
+        many = len(mask_layers) > 1
+        raise KesuError(f"nothing to inpaint: the mask layer{'s' if many else ''} {_quoted(mask_layers)} "
+                        f"{'are' if many else 'is'} hidden, and only visible ones are erased: show the one to "
+                        "erase (its eye in the Layers dialog), or select the text, and try again")
+    return Plan("masks", "clean")
+
+
+def empty_masks_message(shown: Sequence[str]) -> str:
+    """What to say when the visible mask layers ``shown`` mark nothing over the page."""
+    many = len(shown) > 1
+    return (f"the {_quoted(shown)} layer{'s are' if many else ' is'} empty over the active layer: paint the text "
+            "to erase on it (or select it) and try again")
 
 
 def check_image_mode(base_type: str, drawable_kind: str) -> None:
@@ -193,6 +226,11 @@ class EngineResult:
     pixels: bytes | None
     seconds: float                  # the whole round trip, as the plug-in waited for it
     engine_s: float = 0.0           # of which the engine computed (the server's own measure)
+    kind_masks: dict[str, bytes] = field(default_factory=dict)  # each kind's own mask, when asked for
+
+    def mask_layers(self) -> dict[str, bytes]:
+        """The masks of the "Text Mask" and (when the page has sound effects) "SFX Mask" layers to add."""
+        return proto.mask_layer_masks(self.mask, self.kind_masks)
 
 
 def run_engine(
@@ -206,8 +244,12 @@ def run_engine(
     progress: Progress | None = None,
     clock: Callable[[], float] | None = None,
     channels: str = "RGBA",
+    kind_masks: bool = False,
 ) -> EngineResult:
     """Send one job (``channels`` "RGBA" or "RGB": a layer without alpha) to the engine and check the answer.
+
+    The job erases (or detects) the kinds of text ``settings.text`` names; ``kind_masks`` also asks for each
+    kind's own mask (detect, and clean without a given mask).
 
     Errors become KesuError with the engine's advice (the protocol's messages already say what to do). Nothing
     in the image is touched here. The answer's pixels are always RGBA.
@@ -221,7 +263,8 @@ def run_engine(
     try:
         with connect() as client:
             answer = client.run(op, pixels, width, height, channels, mask=mask,
-                                options=settings.engine_options(op), progress=progress)
+                                options=settings.engine_options(op), progress=progress, text=settings.text,
+                                kind_masks=kind_masks)
     except Exception as e:
         kind = getattr(e, "kind", None)
         if kind is None:
@@ -234,7 +277,8 @@ def run_engine(
         if out_pixels is None or len(out_pixels) != width * height * 4 or answer.get("channels") != "RGBA":
             raise KesuError("the Kesu engine returned no usable pixels; update Kesu (re-run the installer)")
     stats = answer.get("stats") or {}
-    return EngineResult(out_mask, out_pixels, clock() - t0, float(stats.get("engine_s") or 0.0))
+    kinds = {kind: m for kind, m in (answer.get("kind_masks") or {}).items() if len(m) == width * height}
+    return EngineResult(out_mask, out_pixels, clock() - t0, float(stats.get("engine_s") or 0.0), kinds)
 
 
 def engine_message(message: str, kind: str) -> str:

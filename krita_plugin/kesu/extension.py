@@ -132,8 +132,8 @@ class KesuExtension(Extension):
             self._fail(what, e)
             return
         src = spec.source
-        logger.info("%s on %r: %dx%d at (%d,%d) %s, options %s", what, src.name, src.rect.width, src.rect.height,
-                    src.rect.x, src.rect.y, src.channels, spec.options)
+        logger.info("%s on %r: %dx%d at (%d,%d) %s, options %s, text %s", what, src.name, src.rect.width,
+                    src.rect.height, src.rect.x, src.rect.y, src.channels, spec.options, spec.text)
         python = user.engine_python or None
 
         def work(progress: Any) -> actions.Outcome:
@@ -234,7 +234,8 @@ ACTION_TITLES = {"detect": "Detect Text", "inpaint": "Inpaint Selection", "clean
 
 
 class SettingsDialog(QtWidgets.QDialog):
-    """Grow (px), threshold, and the engine's Python interpreter (empty = the one the installer set up)."""
+    """Grow (px), threshold, "Include sound effects", and the engine's Python interpreter (empty = the one the
+    installer set up)."""
 
     def __init__(self, current: settings.Settings, parent: Any = None) -> None:
         super().__init__(parent)
@@ -253,6 +254,12 @@ class SettingsDialog(QtWidgets.QDialog):
         self.threshold.setValue(current.threshold)
         self.threshold.setToolTip("Text probability at which a pixel counts as text (lower finds more)")
         form.addRow("Threshold", self.threshold)
+        self.include_sfx = QtWidgets.QCheckBox("Include sound effects")
+        self.include_sfx.setChecked(current.include_sfx)
+        self.include_sfx.setToolTip(
+            "Clean Page erases sound effects (text drawn as part of the artwork) as well as dialogue, and Detect "
+            "Text shows their \"SFX Mask\" layer. Off: they are kept, and their mask is added hidden")
+        form.addRow("", self.include_sfx)
         row = QtWidgets.QHBoxLayout()
         self.engine = QtWidgets.QLineEdit(current.engine_python)
         self.engine.setPlaceholderText("the engine the Kesu installer set up")
@@ -274,4 +281,5 @@ class SettingsDialog(QtWidgets.QDialog):
             self.engine.setText(path)
 
     def value(self) -> settings.Settings:
-        return settings.Settings(self.grow.value(), round(self.threshold.value(), 2), self.engine.text())
+        return settings.Settings(self.grow.value(), round(self.threshold.value(), 2), self.engine.text(),
+                                 self.include_sfx.isChecked())

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .actions import Source, UserError
-from .kesu_protocol import source_layer_index, text_mask_above, text_mask_for
+from .actions import ABOVE_MASKS, ABOVE_SOURCE, MaskLayer, Source, UserError
+from .kesu_protocol import cleaned_position, mask_layers_for, masks_to_fill, source_layer_index
 from .pixels import Rect, layout_for
 from .qt import QByteArray
 
@@ -94,20 +94,24 @@ class KritaDocument:
             return None
         return bytes(sel.pixelData(rect.x, rect.y, rect.width, rect.height))
 
-    def _text_mask_node(self) -> Any:
-        """The "Text Mask" paint layer that belongs to the source (kesu_protocol.text_mask_for), or None."""
+    def mask_layers(self, rect: Rect) -> list[MaskLayer]:
+        """The mask paint layers that belong to the source (kesu_protocol.mask_layers_for), top first; the
+        pixels of those Inpaint Selection fills (the visible ones: kesu_protocol.masks_to_fill) over ``rect``."""
         if self._source_node is None:
-            return None
+            return []
         siblings, idx = siblings_top_first(self._source_node)
-        pick = text_mask_for([n.name() for n in siblings], idx) if idx is not None else None
-        node = siblings[pick] if pick is not None else None
-        return node if node is not None and node.type() in PAINT_TYPES else None
-
-    def text_mask_pixels(self, rect: Rect) -> bytes | None:
-        node = self._text_mask_node()
-        if node is None:
-            return None
-        return bytes(node.pixelData(rect.x, rect.y, rect.width, rect.height))
+        if idx is None:
+            return []
+        names = [n.name() for n in siblings]
+        fill = set(masks_to_fill(names, [bool(n.visible()) for n in siblings], idx))
+        out = []
+        for i in sorted(mask_layers_for(names, idx).values()):
+            node = siblings[i]
+            if node.type() not in PAINT_TYPES:
+                continue
+            pixels = bytes(node.pixelData(rect.x, rect.y, rect.width, rect.height)) if i in fill else None
+            out.append(MaskLayer(node.name(), i in fill, pixels))
+        return out
 
     # ------------------------------------------------------------------ writing
     def is_open(self) -> bool:
@@ -115,16 +119,22 @@ class KritaDocument:
         root = self.doc.rootNode()
         return any(same_node(d.rootNode(), root) for d in self.app.documents())
 
-    def add_layer(self, name: str, rect: Rect, pixels: bytes, above_text_mask: bool, opacity: int) -> Any:
+    def add_layer(self, name: str, rect: Rect, pixels: bytes, above: Any, opacity: int,
+                  visible: bool = True) -> Any:
+        """A new paint layer directly above the source (``above`` = ABOVE_SOURCE), above the source's mask
+        layers (ABOVE_MASKS: kesu_protocol.cleaned_position) or directly above ``above``, a layer this returned."""
         src = self._source_node
         if src is None:
             raise RuntimeError("add_layer before source()")
         parent = src.parentNode() or self.doc.rootNode()
-        above = src
-        if above_text_mask:
-            siblings, idx = siblings_top_first(src)
-            pick = text_mask_above([n.name() for n in siblings], idx) if idx is not None else None
-            above = siblings[pick] if pick is not None else src
+        if isinstance(above, str):  # a place, not a layer (libkis Nodes are never compared with strings)
+            if above == ABOVE_MASKS:
+                siblings, idx = siblings_top_first(src)
+                above = siblings[cleaned_position([n.name() for n in siblings], idx)] if idx is not None else src
+            elif above == ABOVE_SOURCE:
+                above = src
+            else:
+                raise ValueError(f"unknown layer place {above!r}")
         layer = self.doc.createNode(name, "paintlayer")
         if layer is None:
             raise RuntimeError(f"Krita could not create the layer {name!r}")
@@ -134,6 +144,8 @@ class KritaDocument:
             layer.setPixelData(QByteArray(pixels), rect.x, rect.y, rect.width, rect.height)
             if opacity != 255:
                 layer.setOpacity(opacity)
+            if not visible:
+                layer.setVisible(False)
         except BaseException:
             layer.remove()
             raise

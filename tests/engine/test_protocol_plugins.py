@@ -138,30 +138,98 @@ def test_a_page_converts_fast_enough_for_the_gui_thread():
 
 # -------------------------------------------------------------------------------------------- layer rules
 def test_kesu_layers_include_the_hosts_renamed_copies():
-    for name in ("Text Mask", "Text Mask #2", "Cleaned", "Cleaned #1"):
+    for name in ("Text Mask", "Text Mask #2", "SFX Mask", "SFX Mask #1", "Cleaned", "Cleaned #1"):
         assert proto.is_kesu_layer(name)
     assert proto.is_text_mask_layer("Text Mask #2") and not proto.is_text_mask_layer("Cleaned")
-    for name in ("Text Masks", "My Text Mask", "Page"):
+    assert not proto.is_text_mask_layer("SFX Mask")
+    for name in ("Text Masks", "My Text Mask", "SFX Masks", "Page"):
         assert not proto.is_kesu_layer(name)
 
 
+@pytest.mark.parametrize("name, kind", [
+    ("Text Mask", "dialogue"), ("Text Mask #3", "dialogue"), ("SFX Mask", "sfx"), ("SFX Mask #1", "sfx"),
+    ("Cleaned", None), ("SFX", None), ("SFX Mask copy", None), ("Page", None),
+])  # fmt: skip
+def test_mask_layer_kind(name, kind):
+    assert proto.mask_layer_kind(name) == kind
+
+
+def test_every_single_kind_of_text_has_its_mask_layer():
+    assert set(proto.MASK_LAYERS) == {c for c in proto.TEXT_CHOICES if c != "all"}
+    assert proto.MASK_LAYERS == {"dialogue": "Text Mask", "sfx": "SFX Mask"}
+    assert set(proto.KIND_MASK_BLOBS) == set(proto.MASK_LAYERS)
+
+
+def test_kinds_of_text():
+    assert proto.kinds_of_text("dialogue") == ("dialogue",)
+    assert proto.kinds_of_text("sfx") == ("sfx",)
+    assert proto.kinds_of_text("all") == ("dialogue", "sfx")
+    with pytest.raises(ValueError, match="valid: dialogue, sfx, all"):
+        proto.kinds_of_text("lettering")
+
+
+def test_the_sfx_mask_is_shown_only_when_sound_effects_are_erased():
+    assert [proto.mask_layer_visible("dialogue", t) for t in ("dialogue", "sfx", "all")] == [True, False, True]
+    assert [proto.mask_layer_visible("sfx", t) for t in ("dialogue", "sfx", "all")] == [False, True, True]
+
+
+def test_mask_layer_masks_of_an_answer():
+    text, sfx, empty = bytes([255, 0, 0]), bytes([0, 0, 255]), bytes(3)
+    assert proto.mask_layer_masks(text, {"dialogue": text, "sfx": sfx}) == {"dialogue": text, "sfx": sfx}
+    # no sound effects on the page: no SFX Mask layer; an empty Text Mask is still made
+    assert proto.mask_layer_masks(text, {"dialogue": text, "sfx": empty}) == {"dialogue": text}
+    assert proto.mask_layer_masks(empty, {"dialogue": empty, "sfx": empty}) == {"dialogue": empty}
+    # an answer without kind masks: its mask is the Text Mask's
+    assert proto.mask_layer_masks(sfx, {}) == {"dialogue": sfx}
+
+
+def test_mask_or():
+    assert proto.mask_or(bytes([255, 0, 0, 255]), bytes([0, 0, 255, 255])) == bytes([255, 0, 255, 255])
+    with pytest.raises(ValueError):
+        proto.mask_or(bytes(2), bytes(3))
+
+
 def test_source_layer_skips_kesu_layers_downwards():
-    names = ["Cleaned", "Text Mask", "Background", "Paper"]  # top first
-    assert [proto.source_layer_index(names, i) for i in range(4)] == [2, 2, 2, 3]
+    names = ["Cleaned", "SFX Mask", "Text Mask", "Background", "Paper"]  # top first
+    assert [proto.source_layer_index(names, i) for i in range(5)] == [3, 3, 3, 3, 4]
     assert proto.source_layer_index(["Text Mask #1", "Page"], 0) == 1
     assert proto.source_layer_index(["Background", "Text Mask"], 1) is None
-    assert proto.source_layer_index(["Text Mask"], 0) is None
+    assert proto.source_layer_index(["SFX Mask"], 0) is None
 
 
-def test_text_mask_above_is_the_pages_own():
-    assert proto.text_mask_above(["Cleaned", "Text Mask", "Background"], 2) == 1
-    assert proto.text_mask_above(["Text Mask #2", "Cleaned", "Background"], 2) == 0
-    assert proto.text_mask_above(["Text Mask", "Other", "Background"], 2) is None  # not through other layers
-    assert proto.text_mask_above(["Background"], 0) is None
+def test_mask_layers_above_are_the_pages_own_nearest_of_each_kind():
+    assert proto.mask_layers_above(["Cleaned", "SFX Mask", "Text Mask", "Background"], 3) == {"dialogue": 2,
+                                                                                             "sfx": 1}
+    assert proto.mask_layers_above(["Text Mask #2", "Cleaned", "Background"], 2) == {"dialogue": 0}
+    assert proto.mask_layers_above(["SFX Mask", "Other", "Background"], 2) == {}  # not through other layers
+    assert proto.mask_layers_above(["Background"], 0) == {}
+    # a second Detect Text: its masks lie nearer the page than the first one's
+    names = ["SFX Mask", "Text Mask", "SFX Mask #1", "Text Mask #1", "Background"]
+    assert proto.mask_layers_above(names, 4) == {"dialogue": 3, "sfx": 2}
 
 
-def test_text_mask_for_falls_back_to_any_sibling_mask():
-    assert proto.text_mask_for(["Text Mask", "Other", "Background"], 2) == 0
-    assert proto.text_mask_for(["Other", "Background", "Text Mask #2"], 1) == 2
-    assert proto.text_mask_for(["Cleaned", "Text Mask", "Background", "Text Mask"], 2) == 1  # its own first
-    assert proto.text_mask_for(["Other", "Background"], 1) is None
+def test_mask_layers_for_fall_back_to_any_sibling_mask():
+    assert proto.mask_layers_for(["Text Mask", "Other", "Background"], 2) == {"dialogue": 0}
+    assert proto.mask_layers_for(["Other", "Background", "SFX Mask #2", "Text Mask"], 1) == {"sfx": 2,
+                                                                                            "dialogue": 3}
+    assert proto.mask_layers_for(["Cleaned", "Text Mask", "Background", "SFX Mask"], 2) == {"dialogue": 1}
+    assert proto.mask_layers_for(["Other", "Background"], 1) == {}
+
+
+def test_masks_to_fill_are_the_visible_ones():
+    names = ["Cleaned", "SFX Mask", "Text Mask", "Background"]
+    assert proto.masks_to_fill(names, [True, False, True, True], 3) == [2]          # the SFX Mask is hidden
+    assert proto.masks_to_fill(names, [True, True, True, True], 3) == [1, 2]        # both: filled together
+    assert proto.masks_to_fill(names, [True, True, False, True], 3) == [1]          # only the sound effects
+    assert proto.masks_to_fill(names, [True, False, False, True], 3) == []
+    assert proto.masks_to_fill(["Background"], [True], 0) == []
+    # an older run's visible masks further up are not this page's
+    names = ["SFX Mask", "Text Mask", "SFX Mask #1", "Text Mask #1", "Background"]
+    assert proto.masks_to_fill(names, [True] * 5, 4) == [2, 3]
+
+
+def test_cleaned_goes_above_the_pages_masks():
+    assert proto.cleaned_position(["SFX Mask", "Text Mask", "Background"], 2) == 0
+    assert proto.cleaned_position(["Cleaned", "Text Mask", "Background"], 2) == 1
+    assert proto.cleaned_position(["Text Mask", "Other", "Background"], 2) == 2  # not this page's: above the page
+    assert proto.cleaned_position(["Background"], 0) == 0

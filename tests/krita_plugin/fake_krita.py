@@ -41,6 +41,7 @@ class Node:
         self._parent: Node | None = None
         self._id = next(_ids)
         self.opacity = 255
+        self._visible = True
         self.doc = None
 
     # libkis API
@@ -99,6 +100,12 @@ class Node:
 
     def setOpacity(self, value):  # noqa: N802
         self.opacity = value
+
+    def visible(self):
+        return self._visible
+
+    def setVisible(self, value):  # noqa: N802
+        self._visible = bool(value)
 
     def addChildNode(self, child, above):  # noqa: N802
         child._parent = self

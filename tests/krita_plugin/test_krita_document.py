@@ -78,17 +78,30 @@ def test_layers_go_directly_above_the_source_and_cleaned_above_the_mask(fake_kri
     doc, page = setup_doc(fake_krita)
     top = fake_krita.Node("Lettering guide", rect=(0, 0, 1, 1), pixels=bytes(4))
     doc.rootNode().addChildNode(top, page)
+    actions = kesu_module("actions")
     adapter = kd.KritaDocument(fake_krita._Krita.instance())
     src = adapter.source()
-    adapter.add_layer("Text Mask", src.rect, bytes(48), False, 200)
-    adapter.add_layer("Cleaned", src.rect, bytes(48), True, 255)
-    assert doc.layer_names() == ["Lettering guide", "Cleaned", "Text Mask", "Page"]
-    assert doc.nodeByName("Text Mask").opacity == 200
-    # running again with "Text Mask" active works on the page below it, and finds that mask
+    mask = adapter.add_layer("Text Mask", src.rect, bytes(range(48)), actions.ABOVE_SOURCE, 200)
+    adapter.add_layer("SFX Mask", src.rect, bytes(48), mask, 200, visible=False)
+    adapter.add_layer("Cleaned", src.rect, bytes(48), actions.ABOVE_MASKS, 255)
+    assert doc.layer_names() == ["Lettering guide", "Cleaned", "SFX Mask", "Text Mask", "Page"]
+    assert doc.nodeByName("Text Mask").opacity == 200 and doc.nodeByName("Text Mask").visible()
+    assert not doc.nodeByName("SFX Mask").visible()
+    # running again with "Text Mask" active works on the page below it, and finds its masks: the hidden
+    # "SFX Mask" is not filled, so its pixels are not read
     doc.setActiveNode(doc.nodeByName("Text Mask"))
     again = kd.KritaDocument(fake_krita._Krita.instance())
     assert again.source().name == "Page"
-    assert again.text_mask_pixels(px.Rect(0, 0, 4, 3)) == bytes(48)
+    rect = px.Rect(0, 0, 4, 3)
+    assert again.mask_layers(rect) == [actions.MaskLayer("SFX Mask", False, None),
+                                       actions.MaskLayer("Text Mask", True, bytes(range(48)))]
+    assert getattr(doc.nodeByName("SFX Mask"), "reads", 0) == 0
+    doc.nodeByName("SFX Mask").setVisible(True)
+    doc.nodeByName("Text Mask").setVisible(False)
+    assert again.mask_layers(rect) == [actions.MaskLayer("SFX Mask", True, bytes(48)),
+                                       actions.MaskLayer("Text Mask", False, None)]
+    with pytest.raises(ValueError, match="unknown layer place"):
+        again.add_layer("Cleaned", src.rect, bytes(48), "elsewhere", 255)
 
 
 def test_the_layer_rules_are_the_gimp_plugins(fake_krita):
@@ -102,7 +115,7 @@ def test_the_layer_rules_are_the_gimp_plugins(fake_krita):
     doc.setActiveNode(mask)
     adapter = kd.KritaDocument(fake_krita._Krita.instance())
     assert adapter.source().name == "Page"
-    assert adapter.text_mask_pixels(px.Rect(0, 0, 4, 3)) == bytes(range(48))
+    assert adapter.mask_layers(px.Rect(0, 0, 4, 3)) == [actions.MaskLayer("Text Mask #2", True, bytes(range(48)))]
     lone = fake_krita.Document(8, 6, "RGBA", "U8")
     only_mask = fake_krita.Node("Text Mask", rect=(0, 0, 4, 3), pixels=bytes(48))
     lone.rootNode().addChildNode(only_mask, None)
@@ -126,7 +139,7 @@ def test_failed_pixel_write_removes_the_new_layer(fake_krita):
 
     doc.createNode = failing
     with pytest.raises(RuntimeError):
-        adapter.add_layer("Text Mask", src.rect, bytes(48), False, 255)
+        adapter.add_layer("Text Mask", src.rect, bytes(48), kesu_module("actions").ABOVE_SOURCE, 255)
     assert doc.layer_names() == ["Page"]
 
 

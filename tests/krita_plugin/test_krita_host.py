@@ -417,3 +417,135 @@ def test_settings_dialog_values_are_kept_and_used(variants_run):
     log_dir = json.loads((variants_run["cfg"] / "plugin.json").read_text())["log_dir"]
     log = (Path(log_dir) / "krita-plugin.log").read_text(encoding="utf-8")
     assert "options {'grow_px': 9, 'threshold': 0.3}" in log
+
+
+# ------------------------------------------------------------ kinds of text (issue 31), the stand-in engine
+def _mask(kra: harness.Kra, layer) -> np.ndarray:
+    return ks.rgba(kra.layer_pixels(layer))[:, :, 3] > 0
+
+
+@pytest.fixture(scope="module")
+def kinds_run(host, tmp_path_factory):  # noqa: F811
+    """Detect Text, Inpaint Selection and Clean Page on a page with dialogue and a sound effect, with the stand-in
+    engine that tells the kinds apart by ink colour (tests/hosts/kinds_engine.py: the shipped detector calls all
+    text dialogue). The kritarc starts as an older Kesu left it (no "Include sound effects"); the setting is
+    turned on in Kesu Settings, and a second Krita session shows it kept."""
+    from tests.conftest import make_tiny_weights
+    from tests.hosts.kinds_engine import kinds_page, write_launcher
+
+    base = tmp_path_factory.mktemp("krita_kinds")
+    rgb, lettering, sfx = kinds_page()
+    for name in ("detect", "clean", "clean_sfx", "detect_sfx"):
+        ks.write_page_png(base / f"{name}.png", rgb)
+    if harness.engine_python() is None:
+        harness.skip_or_fail("no engine environment (.venv, or $KESU_ENGINE_PYTHON) for the stand-in engine")
+    home = host.new_home(base)
+    launcher = write_launcher(base / "engine-python", harness.engine_python())
+    cfg = ks.install(host, home, {"python": str(launcher),
+                                  "weights_dir": str(make_tiny_weights(base / "w", text_bias=3.0))})
+    kritarc = home / ".config/kritarc"
+    kritarc.write_text(kritarc.read_text(encoding="utf-8") + "\n[kesu]\ngrow_px=7\nthreshold=0.3\n", encoding="utf-8")
+    steps = [
+        {"do": "open", "path": str(base / "detect.png")},
+        {"do": "trigger", "action": "kesu_detect_text", "label": "detect"},
+        {"do": "save", "path": str(base / "detect.kra")},
+        {"do": "trigger", "action": "kesu_inpaint_selection", "label": "inpaint_sfx_hidden"},
+        {"do": "save", "path": str(base / "inpaint_sfx_hidden.kra")},
+        {"do": "set_visible", "layer": "SFX Mask", "visible": True},
+        {"do": "trigger", "action": "kesu_inpaint_selection", "label": "inpaint_sfx_shown"},
+        {"do": "save", "path": str(base / "inpaint_sfx_shown.kra")},
+        {"do": "set_visible", "layer": "SFX Mask", "visible": False},
+        {"do": "set_visible", "layer": "Text Mask", "visible": False},
+        {"do": "trigger", "action": "kesu_inpaint_selection", "label": "inpaint_all_hidden"},
+        {"do": "open", "path": str(base / "clean.png")},
+        {"do": "trigger", "action": "kesu_clean_page", "label": "clean_default"},
+        {"do": "save", "path": str(base / "clean_default.kra")},
+        {"do": "settings", "include_sfx": True},
+        {"do": "open", "path": str(base / "clean_sfx.png")},
+        {"do": "trigger", "action": "kesu_clean_page", "label": "clean_sfx"},
+        {"do": "save", "path": str(base / "clean_sfx.kra")},
+    ]
+    again = [  # a new Krita session: the setting was kept
+        {"do": "settings"},
+        {"do": "open", "path": str(base / "detect_sfx.png")},
+        {"do": "trigger", "action": "kesu_detect_text", "label": "detect_sfx"},
+        {"do": "save", "path": str(base / "detect_sfx.kra")},
+    ]
+    try:
+        run = ks.run_krita(host, home, base / "out", steps, timeout=600)
+        kritarc_after = kritarc.read_text(encoding="utf-8")
+        run2 = ks.run_krita(host, home, base / "out2", again, timeout=600)
+    finally:
+        ks.stop_engine(cfg)
+    log_dir = json.loads((cfg / "plugin.json").read_text())["log_dir"]
+    return {"base": base, "rgb": rgb, "lettering": lettering, "sfx": sfx, "run": run, "run2": run2,
+            "kritarc": kritarc_after, "log": (Path(log_dir) / "krita-plugin.log").read_text(encoding="utf-8")}
+
+
+def test_detect_text_adds_a_hidden_sfx_mask_directly_above_the_text_mask(kinds_run):
+    kra = harness.read_kra(kinds_run["base"] / "detect.kra")
+    assert _layers(kra) == ["SFX Mask", "Text Mask", "Background"]
+    sfx, text = kra.layer("SFX Mask"), kra.layer("Text Mask")
+    assert not sfx.visible and text.visible
+    assert sfx.nodetype == "paintlayer" and sfx.opacity == text.opacity == 153
+    assert np.array_equal(_mask(kra, "Text Mask"), kinds_run["lettering"])
+    assert np.array_equal(_mask(kra, "SFX Mask"), kinds_run["sfx"])
+    assert np.array_equal(ks.rgba(kra.layer_pixels("Background"))[:, :, :3], kinds_run["rgb"])
+    note = kinds_run["run"].step("detect")["history"]["message"]
+    assert '"SFX Mask" added hidden' in note, note
+
+
+def test_inpaint_selection_erases_under_visible_masks_only(kinds_run):
+    lettering, sfx = kinds_run["lettering"], kinds_run["sfx"]
+    hidden = harness.read_kra(kinds_run["base"] / "inpaint_sfx_hidden.kra")
+    assert _layers(hidden) == ["Cleaned", "SFX Mask", "Text Mask", "Background"]  # above the page's masks
+    changed = _mask(hidden, "Cleaned")
+    assert (changed | ~lettering).all(), "the visible Text Mask was not erased"
+    assert not (changed & sfx).any(), "the hidden SFX Mask was erased"
+    shown = harness.read_kra(kinds_run["base"] / "inpaint_sfx_shown.kra")
+    assert _layers(shown) == ["Cleaned", "Cleaned", "SFX Mask", "Text Mask", "Background"]
+    assert shown.layers[2].visible  # the user showed it
+    changed = _mask(shown, shown.layers[1])  # the second run's "Cleaned", directly above the masks
+    assert (changed | ~(lettering | sfx)).all(), "the visible SFX Mask was not erased with the Text Mask"
+    assert kinds_run["run"].step("inpaint_sfx_shown")["history"]["ok"] is True
+    for kra in (hidden, shown):
+        assert np.array_equal(ks.rgba(kra.layer_pixels("Background"))[:, :, :3], kinds_run["rgb"])
+
+
+def test_inpaint_with_every_mask_hidden_says_what_to_do(kinds_run):
+    run = kinds_run["run"]
+    msgs = run.messages_at("inpaint_all_hidden")
+    assert len(msgs) == 1 and '"SFX Mask" and "Text Mask" are hidden' in msgs[0]["text"], msgs
+    assert run.step("inpaint_all_hidden")["history"]["ok"] is False
+    assert [x[0] for x in run.step("inpaint_all_hidden")["layers"]][:2] == ["Cleaned", "Cleaned"]  # nothing added
+
+
+def test_clean_page_keeps_sound_effects_unless_the_setting_is_on(kinds_run):
+    lettering, sfx = kinds_run["lettering"], kinds_run["sfx"]
+    kept = harness.read_kra(kinds_run["base"] / "clean_default.kra")
+    assert _layers(kept) == ["Cleaned", "SFX Mask", "Text Mask", "Background"]
+    assert not kept.layer("SFX Mask").visible
+    changed = _mask(kept, "Cleaned")
+    assert (changed | ~lettering).all() and not (changed & sfx).any()
+    erased = harness.read_kra(kinds_run["base"] / "clean_sfx.kra")
+    assert _layers(erased) == ["Cleaned", "SFX Mask", "Text Mask", "Background"]
+    assert erased.layer("SFX Mask").visible and erased.layer("Text Mask").visible
+    assert np.array_equal(_mask(erased, "SFX Mask"), sfx)
+    assert (_mask(erased, "Cleaned") | ~(lettering | sfx)).all()
+
+
+def test_include_sound_effects_setting_round_trips(kinds_run):
+    shown = kinds_run["run"].results["settings_shown"] + kinds_run["run2"].results["settings_shown"]
+    # the kritarc of an older Kesu loads (grow 7, threshold 0.3) with the new setting off; after OK it is on,
+    # and the next Krita session shows it on
+    assert shown == [{"grow": 7, "threshold": 0.3, "include_sfx": False},
+                     {"grow": 7, "threshold": 0.3, "include_sfx": True}]
+    group = kinds_run["kritarc"].split("[kesu]", 1)[1].split("\n[", 1)[0]
+    assert "include_sfx=true" in group and "grow_px=7" in group, group
+    log = kinds_run["log"]
+    assert "clean on 'Background'" in log
+    assert "options {'grow_px': 7, 'threshold': 0.3}, text dialogue" in log
+    assert "options {'grow_px': 7, 'threshold': 0.3}, text all" in log
+    # with the setting on, Detect Text shows the SFX Mask
+    kra = harness.read_kra(kinds_run["base"] / "detect_sfx.kra")
+    assert _layers(kra) == ["SFX Mask", "Text Mask", "Background"] and kra.layer("SFX Mask").visible

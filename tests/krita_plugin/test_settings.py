@@ -22,15 +22,32 @@ class DictStore:
 
 def test_defaults_and_engine_options():
     s = st.load(DictStore())
-    assert s == st.Settings(4, 0.5, "")
+    assert s == st.Settings(4, 0.5, "", False)
     assert s.engine_options() == {"grow_px": 4, "threshold": 0.5}
+    assert s.text == "dialogue"  # sound effects are kept unless the user asks
 
 
 def test_save_then_load_roundtrip():
     store = DictStore()
-    st.save(store, st.Settings(9, 0.35, " /opt/kesu/bin/python "))
-    assert store.values == {"grow_px": "9", "threshold": "0.35", "engine_python": "/opt/kesu/bin/python"}
-    assert st.load(store) == st.Settings(9, 0.35, "/opt/kesu/bin/python")
+    st.save(store, st.Settings(9, 0.35, " /opt/kesu/bin/python ", True))
+    assert store.values == {"grow_px": "9", "threshold": "0.35", "engine_python": "/opt/kesu/bin/python",
+                            "include_sfx": "true"}
+    assert st.load(store) == st.Settings(9, 0.35, "/opt/kesu/bin/python", True)
+    assert st.load(store).text == "all"
+    st.save(store, st.Settings(9, 0.35, "", False))
+    assert store.values["include_sfx"] == "false" and st.load(store).include_sfx is False
+
+
+def test_settings_of_an_older_kesu_load_with_sound_effects_off():
+    """A kritarc written before "Include sound effects" existed has no include_sfx key: it takes its default."""
+    old = DictStore(grow_px="9", threshold="0.35", engine_python="/opt/kesu/bin/python")
+    assert st.load(old) == st.Settings(9, 0.35, "/opt/kesu/bin/python", False)
+
+
+@pytest.mark.parametrize("raw, want", [("true", True), ("True", True), ("1", True), ("false", False),
+                                       ("0", False), ("yes please", False), ("", False)])
+def test_stored_include_sfx(raw, want):
+    assert st.load(DictStore(include_sfx=raw)).include_sfx is want
 
 
 @pytest.mark.parametrize("grow,thr,match", [
@@ -44,6 +61,7 @@ def test_parse_refuses_bad_values_with_a_message(grow, thr, match):
 
 def test_parse_accepts_good_values():
     assert st.parse(" 12 ", "0.7", "") == st.Settings(12, 0.7, "")
+    assert st.parse("4", "0.5", "", include_sfx=True) == st.Settings(4, 0.5, "", True)
 
 
 def test_bad_stored_values_fall_back_to_defaults_one_by_one():

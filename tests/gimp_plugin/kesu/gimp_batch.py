@@ -63,6 +63,8 @@ def _transform(step):
         image.set_selected_layers([_drawable(image, step["layer"])])
     elif what == "select_none":
         Gimp.Selection.none(image)  # noqa: F821
+    elif what == "visible":  # the user shows or hides a layer (its eye in the Layers dialog)
+        _drawable(image, step["layer"]).set_visible(step["visible"])
     else:
         raise ValueError(f"unknown transform {what}")
     image.clean_all()  # the preparation is not what the test checks; the procedure's changes are
@@ -116,9 +118,8 @@ def _query(step):
         for spec in proc.get_arguments():
             args[spec.get_name()] = {"type": type(spec).__name__, "min": getattr(spec, "minimum", None),
                                      "max": getattr(spec, "maximum", None),
-                                     "default": spec.get_default_value() if spec.get_name() in ("grow-px",
-                                                                                                 "threshold")
-                                     else None}
+                                     "default": spec.get_default_value() if spec.get_name() in (
+                                         "grow-px", "threshold", "text-kinds") else None}
         out[name] = {"menu_paths": list(proc.get_menu_paths()), "label": proc.get_menu_label(),
                      "image_types": proc.get_image_types(), "args": args,
                      "blurb": proc.get_blurb()}

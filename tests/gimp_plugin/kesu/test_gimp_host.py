@@ -190,6 +190,10 @@ def test_procedures_registered_with_menus_and_arguments(wiring):
         assert p["args"]["threshold"]["default"] == 0.5
         assert 0 < p["args"]["threshold"]["min"] < 0.5 < p["args"]["threshold"]["max"] < 1
         assert {"run-mode", "image", "drawables"} <= set(p["args"])
+        if name == "kesu-inpaint-selection":  # it fills the selection or the visible mask layers
+            assert "text-kinds" not in p["args"]
+        else:
+            assert p["args"]["text-kinds"]["default"] == "dialogue", p["args"]["text-kinds"]
     # what GIMP recorded when it queried the installed plug-in (its menus come from here at start-up)
     rc = (wiring["g"].host.gimp_profile(wiring["g"].home) / "pluginrc").read_bytes().decode("utf-8", "replace")
     assert '(plug-in-def "${gimp_dir}/plug-ins/kesu/kesu.py"' in rc
@@ -520,9 +524,9 @@ def test_gui_gimp_runs_with_last_values(host, tmp_path):  # noqa: F811
     assert names(harness.read_xcf(tmp_path / "a.xcf")) == ["Cleaned", "Text Mask", "Cleaned #1", "Text Mask #1",
                                                            "Background"]
     log = g.log_text()
-    assert "kesu-clean-page: noninteractive (grow 7 px, threshold 0.30)" in log
+    assert "kesu-clean-page: noninteractive (grow 7 px, threshold 0.30, text dialogue)" in log
     # GIMP keeps "last values" only from interactive (dialog) runs, so Repeat here uses the defaults
-    assert "kesu-clean-page: with-last-vals (grow 4 px, threshold 0.50)" in log
+    assert "kesu-clean-page: with-last-vals (grow 4 px, threshold 0.50, text dialogue)" in log
 
 
 def test_gui_dialog_cancel_and_ok(host, tmp_path):  # noqa: F811
@@ -561,4 +565,179 @@ def test_gui_dialog_cancel_and_ok(host, tmp_path):  # noqa: F811
     assert [lay["name"] for lay in cancelled["layers"]] == ["Background"]
     assert ok["status"] == "success", ok["error"]
     assert names(harness.read_xcf(tmp_path / "a.xcf")) == ["Cleaned", "Text Mask", "Background"]
-    assert "kesu-clean-page: interactive (grow 4 px, threshold 0.50)" in g.log_text()
+    assert "kesu-clean-page: interactive (grow 4 px, threshold 0.50, text dialogue)" in g.log_text()
+
+
+# ------------------------------------------------------------ kinds of text (issue 31), the stand-in engine
+def kinds_gimp(host, folder: Path) -> Gimp:  # noqa: F811
+    """A HOME whose engine is the stand-in that tells the kinds of text apart by ink colour
+    (tests/hosts/kinds_engine.py: the shipped detector calls all text dialogue), with tiny weights."""
+    from tests.hosts.kinds_engine import write_launcher
+
+    if harness.engine_python() is None:
+        harness.skip_or_fail("no engine environment (.venv, or $KESU_ENGINE_PYTHON) for the stand-in engine")
+    launcher = write_launcher(folder / "engine-python", harness.engine_python())
+    return Gimp(host, folder, make_tiny_weights(folder / "weights", text_bias=3.0), python=str(launcher))
+
+
+def alpha(xcf: harness.Xcf, layer) -> np.ndarray:
+    """Where a layer (a name, or an XcfLayer) is opaque, over its own rectangle (all at offset 0 here)."""
+    img = xcf.layer_pixels(layer).to_rgba()
+    return np.frombuffer(img.data, np.uint8).reshape(img.height, img.width, 4)[:, :, 3] > 0
+
+
+@pytest.fixture(scope="module")
+def kinds(host, tmp_path_factory):  # noqa: F811
+    from tests.hosts.kinds_engine import kinds_page
+
+    folder = tmp_path_factory.mktemp("gimp-kinds")
+    g = kinds_gimp(host, folder)
+    rgb, lettering, sfx = kinds_page()
+    src = rgb_png(folder / "page.png", rgb)
+    steps = [
+        {"do": "load", "path": str(src), "as": "d"},
+        call("kesu-detect-text", "d"),
+        {"do": "save", "image": "d", "path": str(folder / "detect.xcf")},
+        call("kesu-inpaint-selection", "d", drawable="Background"),
+        {"do": "save", "image": "d", "path": str(folder / "inpaint_sfx_hidden.xcf")},
+        {"do": "transform", "image": "d", "what": "visible", "layer": "SFX Mask", "visible": True},
+        call("kesu-inpaint-selection", "d", drawable="Background"),
+        {"do": "save", "image": "d", "path": str(folder / "inpaint_sfx_shown.xcf")},
+        {"do": "transform", "image": "d", "what": "visible", "layer": "SFX Mask", "visible": False},
+        {"do": "transform", "image": "d", "what": "visible", "layer": "Text Mask", "visible": False},
+        call("kesu-inpaint-selection", "d", drawable="Background"),
+        {"do": "load", "path": str(src), "as": "c"},
+        call("kesu-clean-page", "c"),
+        {"do": "save", "image": "c", "path": str(folder / "clean_default.xcf")},
+        {"do": "load", "path": str(src), "as": "a"},
+        call("kesu-clean-page", "a", args={"text-kinds": "all"}),
+        {"do": "save", "image": "a", "path": str(folder / "clean_all.xcf")},
+        {"do": "load", "path": str(src), "as": "s"},
+        call("kesu-detect-text", "s", args={"text-kinds": "sfx"}),
+        {"do": "save", "image": "s", "path": str(folder / "detect_sfx.xcf")},
+    ]
+    try:
+        report, _ = g.run(steps)
+    finally:
+        g.stop_engine()
+    calls = {}
+    for s in report["steps"]:
+        if s["step"]["do"] == "call":
+            calls.setdefault(s["step"]["proc"], []).append(s)
+    return {"g": g, "folder": folder, "calls": calls, "rgb": rgb, "lettering": lettering, "sfx": sfx}
+
+
+def test_detect_text_adds_a_hidden_sfx_mask_above_the_text_mask(kinds):
+    assert kinds["calls"]["kesu-detect-text"][0]["status"] == "success"
+    xcf = harness.read_xcf(kinds["folder"] / "detect.xcf")
+    assert names(xcf) == ["SFX Mask", "Text Mask", "Background"]
+    sfx, text = xcf.layer("SFX Mask"), xcf.layer("Text Mask")
+    assert not sfx.visible and text.visible
+    assert sfx.opacity == pytest.approx(0.6, abs=0.01) and text.opacity == pytest.approx(0.6, abs=0.01)
+    assert np.array_equal(alpha(xcf, "Text Mask"), kinds["lettering"])
+    assert np.array_equal(alpha(xcf, "SFX Mask"), kinds["sfx"])
+    assert (pixels(xcf, "SFX Mask")[kinds["sfx"]][:, :3] == [255, 0, 0]).all()
+    assert np.array_equal(pixels(xcf, "Background")[:, :, :3], kinds["rgb"])
+    assert "sound-effect pixels 1400" in kinds["g"].log_text()
+
+
+def test_inpaint_selection_erases_under_visible_masks_only(kinds):
+    lettering, sfx = kinds["lettering"], kinds["sfx"]
+    first, second, hidden = kinds["calls"]["kesu-inpaint-selection"]
+    assert first["status"] == second["status"] == "success", (first["error"], second["error"])
+    xcf = harness.read_xcf(kinds["folder"] / "inpaint_sfx_hidden.xcf")
+    assert names(xcf) == ["Cleaned", "SFX Mask", "Text Mask", "Background"]  # above the page's masks
+    changed = alpha(xcf, "Cleaned")
+    assert (changed | ~lettering).all(), "the visible Text Mask was not erased"
+    assert not (changed & sfx).any(), "the hidden SFX Mask was erased"
+    xcf = harness.read_xcf(kinds["folder"] / "inpaint_sfx_shown.xcf")
+    assert names(xcf) == ["Cleaned", "Cleaned #1", "SFX Mask", "Text Mask", "Background"]
+    assert xcf.layer("SFX Mask").visible
+    changed = alpha(xcf, "Cleaned #1")  # the second run's, directly above the masks
+    assert (changed | ~(lettering | sfx)).all(), "the visible SFX Mask was not erased with the Text Mask"
+    assert np.array_equal(pixels(xcf, "Background")[:, :, :3], kinds["rgb"])
+    # both masks hidden: nothing to fill, the image is left as it was
+    assert hidden["status"] == "execution-error"
+    assert '"SFX Mask" and "Text Mask" are hidden' in hidden["error"], hidden["error"]
+    assert not hidden["dirty"] and len(hidden["layers"]) == 5
+    assert "kesu-inpaint-selection: filling ['SFX Mask', 'Text Mask']" in kinds["g"].log_text()
+
+
+def test_clean_page_text_kinds(kinds):
+    lettering, sfx = kinds["lettering"], kinds["sfx"]
+    default, everything = kinds["calls"]["kesu-clean-page"]
+    assert default["status"] == everything["status"] == "success", (default["error"], everything["error"])
+    xcf = harness.read_xcf(kinds["folder"] / "clean_default.xcf")  # dialogue: the sound effect stays
+    assert names(xcf) == ["Cleaned", "SFX Mask", "Text Mask", "Background"]
+    assert not xcf.layer("SFX Mask").visible and xcf.layer("Text Mask").visible
+    changed = alpha(xcf, "Cleaned")
+    assert (changed | ~lettering).all() and not (changed & sfx).any()
+    xcf = harness.read_xcf(kinds["folder"] / "clean_all.xcf")  # "all": the sound effect goes too
+    assert names(xcf) == ["Cleaned", "SFX Mask", "Text Mask", "Background"]
+    assert xcf.layer("SFX Mask").visible and xcf.layer("Text Mask").visible
+    assert (alpha(xcf, "Cleaned") | ~(lettering | sfx)).all()
+    log = kinds["g"].log_text()
+    assert "kesu-clean-page: noninteractive (grow 4 px, threshold 0.50, text all)" in log
+
+
+def test_detect_text_kinds_sfx_shows_only_the_sfx_mask(kinds):
+    xcf = harness.read_xcf(kinds["folder"] / "detect_sfx.xcf")
+    assert names(xcf) == ["SFX Mask", "Text Mask", "Background"]
+    assert xcf.layer("SFX Mask").visible and not xcf.layer("Text Mask").visible
+
+
+def test_gui_text_kinds_setting_round_trips(host, tmp_path):  # noqa: F811
+    """GIMP keeps a procedure's dialog values between sessions (plug-in-settings/GimpProcedureConfigRun-<name>.last,
+    written after an interactive run). A file saved by an older Kesu (no text-kinds) still loads, text-kinds
+    taking its default; one saying "all" opens the dialog on it, OK runs with it and GIMP saves it again; the
+    next session's Repeat (last values) uses it."""
+    from tests.hosts.kinds_engine import kinds_page
+
+    g = kinds_gimp(host, tmp_path)
+    rgb, lettering, sfx = kinds_page()
+    src = rgb_png(tmp_path / "page.png", rgb)
+    last = host.gimp_profile(g.home) / "plug-in-settings" / "GimpProcedureConfigRun-kesu-clean-page.last"
+    last.parent.mkdir(parents=True, exist_ok=True)
+    last.write_text("# settings\n\n(grow-px 7)\n(threshold 0.29999999999999999)\n\n# end of settings\n")
+    robot: list[harness.RunResult] = []
+    try:
+        with host.xvfb() as display:
+            report, _ = g.run([
+                {"do": "load", "path": str(src), "as": "old"},
+                call("kesu-clean-page", "old", mode="last-vals"),
+            ], display=display, timeout=300)
+            assert report["steps"][-1]["status"] == "success", report["steps"][-1]["error"]
+            # the user chose "Dialogue and sound effects" in an earlier session
+            last.write_text(last.read_text().replace("(threshold", '(text-kinds "all")\n(threshold'))
+
+            def press():
+                robot.append(host.run(["python3", str(HERE / "xkeys.py"), "Kesu: Clean Page", "Return", "120"],
+                                      home=g.home, env={"DISPLAY": display}, timeout=150))
+
+            t = threading.Thread(target=press)
+            t.start()
+            try:
+                report, _ = g.run([
+                    {"do": "load", "path": str(src), "as": "a"},
+                    {"do": "display", "image": "a"},
+                    call("kesu-clean-page", "a", mode="interactive"),
+                ], display=display, timeout=300)
+            finally:
+                t.join()
+            assert report["steps"][-1]["status"] == "success", report["steps"][-1]["error"]
+            saved = last.read_text()
+            report, _ = g.run([
+                {"do": "load", "path": str(src), "as": "b"},
+                call("kesu-clean-page", "b", mode="last-vals"),
+                {"do": "save", "image": "b", "path": str(tmp_path / "b.xcf")},
+            ], display=display, timeout=300)
+    finally:
+        g.stop_engine()
+    assert [r.returncode for r in robot] == [0], [r.output for r in robot]
+    log = g.log_text()
+    assert "kesu-clean-page: with-last-vals (grow 7 px, threshold 0.30, text dialogue)" in log
+    assert "kesu-clean-page: interactive (grow 7 px, threshold 0.30, text all)" in log
+    assert '(text-kinds "all")' in saved, saved
+    assert "kesu-clean-page: with-last-vals (grow 7 px, threshold 0.30, text all)" in log
+    xcf = harness.read_xcf(tmp_path / "b.xcf")
+    assert xcf.layer("SFX Mask").visible and (alpha(xcf, "Cleaned") | ~(lettering | sfx)).all()

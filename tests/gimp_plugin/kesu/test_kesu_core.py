@@ -37,6 +37,20 @@ def test_engine_options_per_op(op, keys):
     assert set(Settings(7, 0.3).engine_options(op)) == keys
 
 
+def test_settings_text_kinds():
+    assert Settings().text == "dialogue"  # sound effects are kept unless asked
+    assert Settings(text="all").text == "all"
+    with pytest.raises(KesuError, match="text-kinds must be one of dialogue, sfx, all"):
+        Settings(text="everything")
+
+
+def test_text_kinds_choice_is_the_engines():
+    from engine.protocol import TEXT_CHOICES
+
+    assert tuple(core.TEXT_KINDS_LABELS) == TEXT_CHOICES
+    assert set(core.TEXT_KINDS_PROCEDURES) == {"kesu-detect-text", "kesu-clean-page"}
+
+
 def test_procedures_are_the_promised_ones():
     assert [p.name for p in core.PROCEDURES] == ["kesu-detect-text", "kesu-inpaint-selection", "kesu-clean-page"]
     assert [p.label for p in core.PROCEDURES] == ["Detect Text", "Inpaint Selection", "Clean Page"]
@@ -76,10 +90,22 @@ def test_relative_to():
 
 # ------------------------------------------------------------------------------------------------ planning
 def test_plan_inpaint():
-    assert core.plan_inpaint(True, True) == ("selection", "inpaint")          # a selection wins
-    assert core.plan_inpaint(False, True) == ("text-mask", "clean")           # the mask is grown by the engine
+    assert core.plan_inpaint(True, ["Text Mask"], ["Text Mask"]) == ("selection", "inpaint")  # a selection wins
+    assert core.plan_inpaint(True, [], []) == ("selection", "inpaint")
+    # the visible masks are grown by the engine
+    assert core.plan_inpaint(False, ["SFX Mask", "Text Mask"], ["Text Mask"]) == ("masks", "clean")
     with pytest.raises(KesuError, match="Detect Text"):
-        core.plan_inpaint(False, False)
+        core.plan_inpaint(False, [], [])
+    with pytest.raises(KesuError, match='the mask layer "SFX Mask" is hidden.*show the one to erase'):
+        core.plan_inpaint(False, ["SFX Mask"], [])
+    with pytest.raises(KesuError, match='layers "SFX Mask" and "Text Mask" are hidden'):
+        core.plan_inpaint(False, ["SFX Mask", "Text Mask"], [])
+
+
+def test_empty_masks_message():
+    assert core.empty_masks_message(["Text Mask"]).startswith('the "Text Mask" layer is empty over')
+    assert core.empty_masks_message(["SFX Mask", "Text Mask"]).startswith(
+        'the "SFX Mask" and "Text Mask" layers are empty over')
 
 
 @pytest.mark.parametrize("base,kind,match", [
@@ -121,9 +147,10 @@ class FakeClient:
     def __exit__(self, *exc):
         self.closed = True
 
-    def run(self, op, pixels, width, height, channels, mask=None, options=None, progress=None):
+    def run(self, op, pixels, width, height, channels, mask=None, options=None, progress=None, text="dialogue",
+            kind_masks=False):
         self.calls.append(dict(op=op, n=len(pixels), size=(width, height), channels=channels, mask=mask,
-                               options=options))
+                               options=options, text=text, kind_masks=kind_masks))
         if progress:
             progress(0.5, "Detecting text")
         if self.error:
@@ -137,8 +164,27 @@ def test_run_engine_sends_rgba_with_options_and_returns_mask():
     res = core.run_engine(lambda: client, "detect", bytes(2 * 3 * 4), 2, 3, Settings(5, 0.4),
                           progress=lambda f, m: seen.append((f, m)))
     assert client.calls == [dict(op="detect", n=24, size=(2, 3), channels="RGBA", mask=None,
-                                 options={"threshold": 0.4})]
+                                 options={"threshold": 0.4}, text="dialogue", kind_masks=False)]
     assert client.closed and res.mask == bytes(6) and seen == [(0.5, "Detecting text")]
+    assert res.kind_masks == {} and res.mask_layers() == {"dialogue": bytes(6)}
+
+
+def test_run_engine_asks_for_the_kinds_and_keeps_their_masks():
+    text, sfx = bytes([255, 0, 0, 0, 0, 0]), bytes([0, 0, 0, 0, 255, 255])
+    client = FakeClient({"mask": proto_or(text, sfx), "pixels": None, "channels": None,
+                         "kind_masks": {"dialogue": text, "sfx": sfx, "odd": bytes(5)}})
+    res = core.run_engine(lambda: client, "detect", bytes(24), 2, 3, Settings(text="all"), kind_masks=True)
+    assert client.calls[0]["text"] == "all" and client.calls[0]["kind_masks"] is True
+    assert res.kind_masks == {"dialogue": text, "sfx": sfx}  # a mask of the wrong size is dropped
+    assert res.mask_layers() == {"dialogue": text, "sfx": sfx}
+    # a page without sound effects gets no "SFX Mask"
+    client.answer["kind_masks"]["sfx"] = bytes(6)
+    res = core.run_engine(lambda: client, "detect", bytes(24), 2, 3, Settings(), kind_masks=True)
+    assert res.mask_layers() == {"dialogue": text}
+
+
+def proto_or(a, b):
+    return bytes(x | y for x, y in zip(a, b, strict=True))
 
 
 def test_run_engine_sends_rgb_for_layers_without_alpha():

@@ -149,6 +149,12 @@ class Driver:
         node = self.doc.nodeByName(step["layer"])
         self.doc.setActiveNode(node)
 
+    def do_set_visible(self, step):
+        """Show or hide layer ``layer`` (its eye in the Layers docker)."""
+        self.doc.nodeByName(step["layer"]).setVisible(step["visible"])
+        self.doc.refreshProjection()
+        self.doc.waitForDone()
+
     def do_move(self, step):
         self.doc.nodeByName(step["layer"]).move(step["x"], step["y"])
         self.doc.waitForDone()
@@ -175,12 +181,20 @@ class Driver:
             json.dump(step["data"], f)
 
     def do_settings(self, step):
-        """Open Tools > Scripts > Kesu Settings..., type the values, press OK (like a user)."""
+        """Open Tools > Scripts > Kesu Settings..., set the values the step names, press OK (like a user);
+        records the values the dialog showed when it opened."""
         def fill():
             for w in QApplication.topLevelWidgets():
                 if w.windowTitle() == "Kesu Settings" and w.isVisible():
-                    w.grow.setValue(step["grow"])
-                    w.threshold.setValue(step["threshold"])
+                    self.results.setdefault("settings_shown", []).append(
+                        {"grow": w.grow.value(), "threshold": round(w.threshold.value(), 2),
+                         "include_sfx": w.include_sfx.isChecked()})
+                    if "grow" in step:
+                        w.grow.setValue(step["grow"])
+                    if "threshold" in step:
+                        w.threshold.setValue(step["threshold"])
+                    if "include_sfx" in step:
+                        w.include_sfx.setChecked(step["include_sfx"])
                     w.accept()
                     return
             QTimer.singleShot(100, fill)
