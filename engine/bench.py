@@ -113,11 +113,12 @@ def worker(width: int, height: int, weights_dir: str | None, random_weights: boo
 
     from engine.allocator import keep_freed_memory
     from engine.pipeline import CleanOptions, Engine, masks, tight_mask
-    from engine.pipeline.detect import detect_probability
+    from engine.pipeline.detect import detect_probability, to_grey
     from engine.pipeline.fill import FlatFillOptions, flat_fill
     from engine.pipeline.inpaint import crop_boxes, inpaint
     from engine.pipeline.precision import bfloat16_is_native
     from engine.pipeline.repeat_fill import repeat_fill
+    from engine.pipeline.surroundings import split_by_surroundings
 
     if threads:
         torch.set_num_threads(threads)
@@ -146,6 +147,10 @@ def worker(width: int, height: int, weights_dir: str | None, random_weights: boo
     t_total = time.perf_counter()
     prob = stage("detect", lambda: detect_probability(seg, rgb, short_side=options.detect_short_side, bfloat16=bf16))
     text = stage("threshold+snap", lambda: tight_mask(prob, rgb, options))
+    # telling lettering, sound effects and artwork apart (part of every detection since issue 31); the stages
+    # below erase all the text found, as before, so that their times compare with earlier runs
+    stage("tell the kinds apart", lambda: split_by_surroundings(text, masks.grow(text, options.grow_px), prob,
+                                                               to_grey(rgb)))
     if random_weights:
         text = page.text_mask  # random weights detect noise; erase the page's true text instead
     grown = stage("grow", lambda: masks.grow(text, options.grow_px))

@@ -21,12 +21,13 @@ def test_worker_times_every_stage_on_a_small_page():
     finally:
         torch.set_num_threads(threads)  # the worker sets it for its (normally own) process
     names = list(result["stages"])
-    assert names[:10] == ["load models", "detect", "threshold+snap", "grow", "flat fill", "repeat fill", "inpaint",
-                          "detect, same size again", "inpaint 5% by the model", "  the same, repeat fill first"]
-    assert names[10].startswith("  + 2 sound effects (")  # the 5% mask with two big sound effects erased too
+    assert names[:11] == ["load models", "detect", "threshold+snap", "tell the kinds apart", "grow", "flat fill",
+                          "repeat fill", "inpaint", "detect, same size again", "inpaint 5% by the model",
+                          "  the same, repeat fill first"]
+    assert names[11].startswith("  + 2 sound effects (")  # the 5% mask with two big sound effects erased too
     # the 5% inpainting again on the other pages, each named with its share and crop area, then with the repeat
     # fill first
-    others = names[11:]
+    others = names[12:]
     assert len(others) == 2 * len(bench.FIVE_PERCENT_PAGES)
     assert all(f"page {seed}: " in name and "Mpx of crops" in name
                for seed, name in zip(bench.FIVE_PERCENT_PAGES, others[::2], strict=True))
