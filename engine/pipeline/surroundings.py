@@ -28,6 +28,8 @@ from scipy import ndimage
 
 from engine.pipeline.masks import grow
 
+INK_LEVEL = 128  # grey below this is dark ink (the strokes whose width is compared)
+
 
 @dataclass(frozen=True)
 class SurroundingsCheck:
@@ -39,6 +41,7 @@ class SurroundingsCheck:
     drawn_text: float = 0.6       # a region in busy surroundings is a sound effect above this, artwork below
     join_fraction: float = 0.0    # regions nearer than this share of the page's shorter side are one block
     bold_ratio: float = 2.0       # strokes this many times as wide as the page's lettering's are drawn text
+    inked_share: float = 0.2      # a mask under this share dark ink has its strokes measured on the ink alone
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,7 @@ class Region:
     text: np.ndarray                   # bool: the region's text pixels inside the window
     busy: float                        # share of the ring that is busy
     probability: float                 # mean text probability over the region's text pixels
-    stroke: float                      # its strokes' width: twice the 90th percentile of the distance to paper
+    stroke: float                      # its dark ink's stroke width: twice the 90th percentile of the depth
     detected_as_sfx: bool = False      # a two-channel detector calls it a sound effect rather than lettering
 
     def calm_and_sure(self, check: SurroundingsCheck) -> bool:
@@ -101,14 +104,19 @@ def text_regions(text: np.ndarray, grown: np.ndarray, probability: np.ndarray, g
         ring = grow(region_grown, check.ring_px) & ~grown[y0:y1, x0:x1]
         # text that leaves no page around it (a page all text) cannot be judged by its surroundings: lettering
         busy_share = float(window_busy(grey, (y0, x0, y1, x1), check.busy_level)[ring].mean()) if ring.any() else 0.0
-        depth = ndimage.distance_transform_edt(np.pad(text[y0:y1, x0:x1], 1))[1:-1, 1:-1]
+        # the strokes of the mask, or of its dark ink where the mask is mostly paper (hollow, outlined letters)
+        ink = text[y0:y1, x0:x1] & (grey[y0:y1, x0:x1] < INK_LEVEL)
+        inked = region_text & ink
+        if inked.sum() >= check.inked_share * region_text.sum():
+            ink, inked = text[y0:y1, x0:x1], region_text
+        depth = ndimage.distance_transform_edt(np.pad(ink, 1))[1:-1, 1:-1]
         said_sfx = False
         if kinds is not None and "sfx" in kinds and "lettering" in kinds:
             said_sfx = bool(kinds["sfx"][y0:y1, x0:x1][region_text].mean()
                             > kinds["lettering"][y0:y1, x0:x1][region_text].mean())
         found.append(Region((y0, x0, y1, x1), region_text, busy_share,
                             float(probability[y0:y1, x0:x1][region_text].mean()),
-                            float(2 * np.percentile(depth[region_text], 90)), said_sfx))
+                            float(2 * np.percentile(depth[inked], 90)) if inked.any() else 0.0, said_sfx))
     return found
 
 

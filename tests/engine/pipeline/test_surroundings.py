@@ -117,3 +117,15 @@ def test_a_two_channel_detector_has_the_last_word_on_drawn_text(page):
                                   kinds=said)
     assert kinds["sfx"][:60, 150:].sum() == text[:60, 150:].sum()
     assert kinds["lettering"][:60, :150].sum() == text[:60, :150].sum()
+
+
+def test_hollow_letters_that_the_mask_fills_are_measured_by_their_ink(page):
+    grey, text = page
+    hollow = np.zeros_like(text)
+    grey[16:56, 96:136] = 0                     # an outlined letter: a 1 px dark outline around paper
+    grey[17:55, 97:135] = 255
+    hollow[16:56, 96:136] = True                # the mask fills it whole (mostly paper)
+    kinds = split(grey, text | hollow)
+    assert kinds["lettering"][hollow].all()
+    filled_by_ink = split(grey, text | hollow, check=SurroundingsCheck(inked_share=0.0))
+    assert not filled_by_ink["lettering"][hollow].any()   # measured on the mask, it would count as bold
