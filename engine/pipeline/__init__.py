@@ -258,8 +258,8 @@ class Engine:
         progress: Progress | None = None,
         kinds: tuple[str, ...] | None = None,
     ) -> dict[str, np.ndarray]:
-        """The tight mask bool (H, W) of each kind of ``kinds`` (default ``options.text_kinds``); a kind the
-        detector does not tell apart has an empty mask."""
+        """The tight mask bool (H, W) of each kind of ``kinds`` (default ``options.text_kinds``), told apart as
+        :func:`kind_tight_masks` does."""
         return kind_tight_masks(self.detect_kinds(rgb, options, progress), rgb, options, kinds)
 
     def text_mask(self, rgb: np.ndarray, options: CleanOptions = CleanOptions(), progress: Progress | None = None):
