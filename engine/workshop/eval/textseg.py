@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from engine.imageio import load_image, save_png_atomic
-from engine.pipeline import TEXT_CHOICES, TEXT_KINDS, CleanOptions, Engine, kind_tight_masks, union
+from engine.pipeline import TEXT_KINDS, CleanOptions, Engine
 from engine.pipeline.detect import to_grey
 from engine.pipeline.masks import regions
 from engine.pipeline.precision import bfloat16_is_native
@@ -61,13 +61,12 @@ class Predictor:
         """Threshold -> the mask of ``mode`` (default: the predictor's) at each level, as the engine makes it:
         thresholded, snapped to the ink, the kinds told apart (kind_tight_masks). ``prob``: the page's
         kind_probabilities, if already computed."""
+        from engine.workshop.eval.textseg_kinds import mode_masks_from
+
         prob = self.kind_probabilities(rgb) if prob is None else prob
-        kinds = TEXT_CHOICES[mode or self.mode]
-        out = {}
-        for t in self.thresholds:
-            found = kind_tight_masks(prob, rgb, replace(self.options, threshold=t), kinds)
-            out[t] = union(found.values(), rgb.shape[:2])
-        return out
+        mode = mode or self.mode
+        return {t: mode_masks_from(prob, rgb, replace(self.options, threshold=t), (mode,))[mode]
+                for t in self.thresholds}
 
     @property
     def shown(self) -> float:
@@ -93,21 +92,22 @@ def visible_truth(image: np.ndarray, clean: np.ndarray, truth: np.ndarray, level
 
 
 def synthetic_set(predict: Predictor, limit: int | None) -> list[dict]:
+    from engine.workshop.eval.textseg_kinds import mode_masks_from
     from engine.workshop.synth import make_page
 
     counts = {t: MaskCounts() for t in predict.thresholds}
     kinds = {"dialogue": MaskCounts(), "sfx": MaskCounts()}  # each mode against its own kind's truth
     visible = MaskCounts()
     count = min(limit or SYNTH_VALIDATION_PAGES, SYNTH_VALIDATION_PAGES)
-    at_threshold = Predictor(predict.engine, predict.options, [predict.options.threshold], predict.mode)
     for i in range(count):
         page = make_page(VALIDATION_SEED_BASE + i, 768, 768)
         visible.add(visible_truth(page.image, page.clean, page.text_mask), page.text_mask)
         prob = predict.kind_probabilities(page.image)
         for t, pred in predict.masks(page.image, prob=prob).items():
             counts[t].add(pred, page.text_mask)
+        by_mode = mode_masks_from(prob, page.image, predict.options, ("dialogue", "sfx"))  # one split for both
         for mode, truth in (("dialogue", page.lettering_mask), ("sfx", page.sfx_mask)):
-            kinds[mode].add(at_threshold.masks(page.image, mode, prob)[predict.options.threshold], truth)
+            kinds[mode].add(by_mode[mode], truth)
     rows = _rows({"set": "synthetic validation", "pages": count, "visible_f1": visible.f1}, counts)
     for mode, kind_counts in kinds.items():
         rows.append({"set": f"synthetic validation, {mode} mode vs its kind", "pages": count,

@@ -43,10 +43,11 @@ def kind_probabilities(model: torch.nn.Module, rgb: np.ndarray, short_side: int,
     return detect_probabilities(model, rgb, short_side, tile, margin, bfloat16=False)
 
 
-def mode_masks_from(prob: np.ndarray, rgb: np.ndarray, options: CleanOptions, modes=MODES) -> dict[str, np.ndarray]:
-    """Each mode's mask as the engine makes it from the channels' probabilities ``prob`` (K, H, W)
+def mode_masks_from(prob: dict[str, np.ndarray], rgb: np.ndarray, options: CleanOptions,
+                    modes=MODES) -> dict[str, np.ndarray]:
+    """Each mode's mask as the engine makes it from each kind's probability ``prob``, all from one split
     (kind_tight_masks: the kinds told apart by their surroundings unless ``options.check_surroundings`` is off)."""
-    found = kind_tight_masks(dict(zip(TEXT_KINDS, prob, strict=False)), rgb, options, TEXT_KINDS)
+    found = kind_tight_masks(prob, rgb, options, TEXT_KINDS)
     return {m: union([found[k] for k in TEXT_CHOICES[m]], rgb.shape[:2]) for m in modes}
 
 
@@ -173,7 +174,8 @@ class MaskCache:
 
     def masks(self, tag: str, rgb: np.ndarray) -> dict[str, np.ndarray]:
         if tag not in self.memory:
-            self.memory[tag] = mode_masks_from(self.probabilities(tag, rgb), rgb, self.options)
+            prob = dict(zip(TEXT_KINDS, self.probabilities(tag, rgb), strict=False))
+            self.memory[tag] = mode_masks_from(prob, rgb, self.options)
         return self.memory[tag]
 
 
