@@ -542,6 +542,28 @@ def test_gui_gimp_runs_with_last_values(host, tmp_path):  # noqa: F811
     assert "kesu-clean-page: with-last-vals (grow 4 px, threshold 0.50, text dialogue)" in log
 
 
+def run_pressing_keys(host, g: Gimp, display: str, steps: list[dict], keys: list[tuple[str, str]],  # noqa: F811
+                      robot: list[harness.RunResult]) -> dict:
+    """Run ``steps`` in the full GIMP on ``display`` while a small X robot (xkeys.py) presses each of ``keys``
+    ((dialog title, key), in order) in the dialogs; each robot run goes into ``robot``. A failed run says what the
+    robot saw. Returns the run's report."""
+    def press():
+        for title, key in keys:
+            robot.append(host.run(["python3", str(HERE / "xkeys.py"), title, key, "120"], home=g.home,
+                                  env={"DISPLAY": display}, timeout=150))
+
+    t = threading.Thread(target=press)
+    t.start()
+    try:
+        report, _ = g.run(steps, display=display, timeout=300)
+    except AssertionError as e:
+        t.join()
+        raise AssertionError(f"{e}\nrobot: {[r.output for r in robot]}") from e
+    finally:
+        t.join()
+    return report
+
+
 def test_gui_dialog_cancel_and_ok(host, tmp_path):  # noqa: F811
     """Interactive runs in the full GIMP: the settings dialog appears; Escape cancels (image unchanged),
     Return runs with the dialog's values. A small X robot (xkeys.py) presses the keys."""
@@ -550,26 +572,13 @@ def test_gui_dialog_cancel_and_ok(host, tmp_path):  # noqa: F811
     robot: list[harness.RunResult] = []
     try:
         with host.xvfb() as display:
-            def press():
-                for title, key in (("Kesu: Detect Text", "Escape"), ("Kesu: Clean Page", "Return")):
-                    robot.append(host.run(["python3", str(HERE / "xkeys.py"), title, key, "120"], home=g.home,
-                                          env={"DISPLAY": display}, timeout=150))
-
-            t = threading.Thread(target=press)
-            t.start()
-            try:
-                report, _ = g.run([
-                    {"do": "load", "path": str(src), "as": "a"},
-                    {"do": "display", "image": "a"},
-                    call("kesu-detect-text", "a", mode="interactive"),
-                    call("kesu-clean-page", "a", mode="interactive"),
-                    {"do": "save", "image": "a", "path": str(tmp_path / "a.xcf")},
-                ], display=display, timeout=300)
-            except AssertionError as e:
-                t.join()
-                raise AssertionError(f"{e}\nrobot: {[r.output for r in robot]}") from e
-            finally:
-                t.join()
+            report = run_pressing_keys(host, g, display, [
+                {"do": "load", "path": str(src), "as": "a"},
+                {"do": "display", "image": "a"},
+                call("kesu-detect-text", "a", mode="interactive"),
+                call("kesu-clean-page", "a", mode="interactive"),
+                {"do": "save", "image": "a", "path": str(tmp_path / "a.xcf")},
+            ], [("Kesu: Detect Text", "Escape"), ("Kesu: Clean Page", "Return")], robot)
     finally:
         g.stop_engine()
     assert [r.returncode for r in robot] == [0, 0], [r.output for r in robot]
@@ -723,20 +732,11 @@ def test_gui_text_kinds_setting_round_trips(host, tmp_path):  # noqa: F811
             # the user chose "Dialogue and sound effects" in an earlier session
             last.write_text(last.read_text().replace("(threshold", '(text-kinds "all")\n(threshold'))
 
-            def press():
-                robot.append(host.run(["python3", str(HERE / "xkeys.py"), "Kesu: Clean Page", "Return", "120"],
-                                      home=g.home, env={"DISPLAY": display}, timeout=150))
-
-            t = threading.Thread(target=press)
-            t.start()
-            try:
-                report, _ = g.run([
-                    {"do": "load", "path": str(src), "as": "a"},
-                    {"do": "display", "image": "a"},
-                    call("kesu-clean-page", "a", mode="interactive"),
-                ], display=display, timeout=300)
-            finally:
-                t.join()
+            report = run_pressing_keys(host, g, display, [
+                {"do": "load", "path": str(src), "as": "a"},
+                {"do": "display", "image": "a"},
+                call("kesu-clean-page", "a", mode="interactive"),
+            ], [("Kesu: Clean Page", "Return")], robot)
             assert report["steps"][-1]["status"] == "success", report["steps"][-1]["error"]
             saved = last.read_text()
             report, _ = g.run([
