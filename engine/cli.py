@@ -598,7 +598,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="change a number or flag of the run's config (e.g. hole_l2_weight=40); repeatable")
     p.add_argument("--init-from", metavar="FILE", help="a new run starts from these weights (.safetensors)")
     p.add_argument("--residual", action="store_true",
-                   help="inpaint, new run: the network corrects the smooth fill instead of painting from nothing")
+                   help="inpaint, new run: the network corrects a base fill instead of painting from nothing (the "
+                        "smooth fill, or with --set base_fill=frequency the frequency-selective reconstruction)")
     p.add_argument("--release", metavar="NAME", help="copy the run's weights as NAME into --release-dir")
     p.add_argument("--checkpoint", choices=["best", "last"], default="best",
                    help="with --release: the best-validated weights (default) or the last saved state")

@@ -18,6 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 MaskCache = dict
+# the fills a residual network can correct (made by engine.pipeline.smooth_fill and engine.pipeline.frequency_fill)
+BASE_FILLS = ("smooth", "frequency")
 
 
 def mask_ratio(
@@ -188,6 +190,8 @@ class PConvUNet(nn.Module):
         far_blocks: ``SpectralBlock``s at the bottleneck (dilated 2, 4, 8, ...), which see the whole crop: a hole
             wider than the U-Net's reach (about 100 px) is filled from features of all its surroundings. After them
             the bottleneck counts as known everywhere. 0: the plain U-Net.
+        base_fill: which fill a residual network was trained to correct, so the pipeline makes the same:
+            ``"smooth"`` (engine.pipeline.smooth_fill) or ``"frequency"`` (engine.pipeline.frequency_fill).
     """
 
     def __init__(
@@ -197,10 +201,14 @@ class PConvUNet(nn.Module):
         first_kernel: int = 5,
         residual: bool = False,
         far_blocks: int = 0,
+        base_fill: str = "smooth",
     ):
         super().__init__()
         if len(channels) < 2:
             raise ValueError("PConvUNet needs at least two levels of channels")
+        if base_fill not in BASE_FILLS:
+            raise ValueError(f"unknown base fill {base_fill!r}: choose from {', '.join(BASE_FILLS)}")
+        self.base_fill = base_fill
         self.in_channels = in_channels
         self.channels = tuple(channels)
         self.depth = len(channels) - 1
@@ -234,7 +242,7 @@ class PConvUNet(nn.Module):
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
         if self.residual and base is None:
-            raise ValueError("this PConvUNet is residual: pass the base fill (engine.pipeline.smooth_fill)")
+            raise ValueError(f"this PConvUNet is residual: pass the base fill ({self.base_fill} fill)")
         if image.shape[-2] % self.stride or image.shape[-1] % self.stride:
             raise ValueError(
                 f"PConvUNet needs H and W divisible by {self.stride}, got {tuple(image.shape[-2:])}: "

@@ -1,8 +1,9 @@
 """Inpainting of masked regions with the partial-convolution U-Net, on padded crops pasted back in the mask.
 
-A residual network (``model.residual``) is given the smooth fill of each crop and corrects it. The smooth fills
-(sparse solves on one core each) are computed on a thread pool while the network works through the crops (or
-the windows of a large crop), and the network runs in bfloat16 where the processor computes it natively.
+A residual network (``model.residual``) is given a base fill of each crop and corrects it: the fill it was
+trained on (``model.base_fill``: the smooth fill or the frequency-selective reconstruction). The base fills (one
+core each) are computed on a thread pool while the network works through the crops (or the windows of a large
+crop), and the network runs in bfloat16 where the processor computes it natively.
 """
 
 from __future__ import annotations
@@ -13,10 +14,22 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 import torch
 
+from engine.pipeline.frequency_fill import frequency_fill
 from engine.pipeline.masks import Box, expand_box, merge_boxes, regions
 from engine.pipeline.precision import bfloat16_is_native, bfloat16_twin
 from engine.pipeline.smooth_fill import smooth_fill
 from engine.pipeline.tiling import pad_to_multiple, tile_boxes
+
+# the base fills by their names in PConvUNet(base_fill=...): (rgb, hole) -> float32 (h, w, 3) in 0..255
+BASE_FILLS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "smooth": smooth_fill,
+    "frequency": frequency_fill,
+}
+
+
+def base_fill_of(model: torch.nn.Module) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """The fill a residual ``model`` corrects."""
+    return BASE_FILLS[getattr(model, "base_fill", "smooth")]
 
 
 def crop_boxes(hole: np.ndarray, context: int) -> list[Box]:
@@ -53,7 +66,8 @@ def predict_crop(
 ) -> np.ndarray:
     """Run the U-Net on one crop: uint8 (h, w, 3) + bool (h, w) -> uint8 (h, w, 3) prediction everywhere.
 
-    A residual model corrects ``base_fill`` (float (h, w, 3) in 0..255; the crop's smooth fill if not given).
+    A residual model corrects ``base_fill`` (float (h, w, 3) in 0..255; made here by the model's own base fill,
+    ``base_fill_of``, if not given).
     ``bfloat16`` runs the network in bfloat16 (the output differs from float32 by a few levels at most): pass
     ``model``'s bfloat16 twin (``engine.pipeline.precision.bfloat16_twin``), or it is made here.
     """
@@ -64,9 +78,9 @@ def predict_crop(
     image, (h, w) = pad_to_multiple(image, model.stride)
     known, _ = pad_to_multiple(known, model.stride)
     base = None
-    if getattr(model, "residual", False):  # the network corrects the smooth fill
+    if getattr(model, "residual", False):  # the network corrects a base fill
         if base_fill is None:
-            base_fill = smooth_fill(rgb, hole)
+            base_fill = base_fill_of(model)(rgb, hole)
         base = torch.from_numpy(base_fill).div_(255.0).permute(2, 0, 1)[None]
         base, _ = pad_to_multiple(base, model.stride)
     image = image * known
@@ -100,7 +114,7 @@ def inpaint(
         context: known pixels kept around each region in its crop.
         max_window, margin: crops larger than ``max_window`` are processed in windows with this margin.
         bfloat16: run the network in bfloat16; None = where the processor does it natively.
-        workers: threads computing the crops' smooth fills ahead of the network (default: torch's thread count).
+        workers: threads computing the crops' base fills ahead of the network (default: torch's thread count).
     Returns:
         uint8 (H, W, 3): equal to ``rgb`` outside ``hole``.
     """
@@ -113,9 +127,10 @@ def inpaint(
     total = sum((c[2] - c[0]) * (c[3] - c[1]) for _, c in jobs) or 1
     done = 0
     residual = getattr(model, "residual", False)
+    base_fill = base_fill_of(model)
     threads = max(1, workers or torch.get_num_threads())
     with ThreadPoolExecutor(threads) as pool:
-        # the smooth fills of the next few windows are solved while the network works on this one (a bounded
+        # the base fills of the next few windows are made while the network works on this one (a bounded
         # look-ahead: memory holds a few windows' fills, not the page's)
         ahead: dict[int, Future] = {}
         try:
@@ -123,7 +138,7 @@ def inpaint(
                 for j in range(i, min(len(jobs), i + threads + 1)):
                     if residual and j not in ahead:
                         y0, x0, y1, x1 = jobs[j][0]
-                        ahead[j] = pool.submit(smooth_fill, rgb[y0:y1, x0:x1], hole[y0:y1, x0:x1])
+                        ahead[j] = pool.submit(base_fill, rgb[y0:y1, x0:x1], hole[y0:y1, x0:x1])
                 base = ahead.pop(i).result() if residual else None
                 pred = predict_crop(model, rgb[wy0:wy1, wx0:wx1], hole[wy0:wy1, wx0:wx1], base, bfloat16)
                 core_hole = hole[cy0:cy1, cx0:cx1]

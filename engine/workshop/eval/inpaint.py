@@ -3,9 +3,10 @@
 Holes (shapes from the synthetic generator's text-like hole masks) are placed over the artwork of the OpenMantra
 dev pages away from the annotated text boxes, and over the held-out clean Mimi and Eunice strips. Methods, on the
 same holes: the Kesu model alone, the Kesu pipeline (flat fill where the ring is flat, the model elsewhere), flat
-fill forced everywhere (the ring's median colour), the smooth fill alone (what a residual model corrects), and
-OpenCV's Telea, Navier-Stokes and frequency-selective reconstruction (FSR, opencv-contrib's ``xphoto``) inpainting
-(a development dependency only). Each hole is classed by its surroundings as flat, tone or line art.
+fill forced everywhere (the ring's median colour), the smooth fill alone (what the earlier residual models
+corrected), and OpenCV's Telea, Navier-Stokes and frequency-selective reconstruction (FSR, opencv-contrib's
+``xphoto``: the base fill that the residual models since v11 correct) inpainting. Each hole is classed by its
+surroundings as flat, tone or line art.
 
 Besides PSNR, MAE and SSIM in the holes, ``texture``: the mean gradient magnitude of the fill inside the hole over
 that of the truth, the median over holes (a smear scores about 0.3, a fill as busy as the art about 1).
@@ -28,6 +29,7 @@ from engine.imageio import load_image, save_png_atomic
 from engine.pipeline import CleanOptions, Engine
 from engine.pipeline.detect import to_grey
 from engine.pipeline.fill import FlatFillOptions, flat_fill
+from engine.pipeline.frequency_fill import frequency_fill
 from engine.pipeline.smooth_fill import biharmonic_fill, smooth_fill
 from engine.workshop.eval.image_metrics import masked_ssim
 from engine.workshop.eval.metrics import mean_abs_error, psnr
@@ -107,24 +109,8 @@ def methods(engine: Engine, options: CleanOptions | None = None):
 
 
 def fsr_fill(rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
-    """OpenCV contrib's frequency-selective reconstruction (``cv2.xphoto.inpaint``, ``INPAINT_FSR_FAST``); a grey
-    crop is filled as one channel. Known pixels are kept as they are."""
-    import cv2
-
-    if not hasattr(cv2, "xphoto"):
-        from engine.errors import EngineError
-
-        raise EngineError("FSR needs OpenCV's contrib modules: pip install opencv-contrib-python-headless "
-                          "(in place of opencv-python-headless)")
-    known = (~hole).astype(np.uint8) * 255  # xphoto marks the KNOWN pixels
-    grey = (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all()
-    src = np.ascontiguousarray(rgb[..., 0] if grey else rgb)
-    dst = np.zeros_like(src)
-    cv2.xphoto.inpaint(src, known, dst, cv2.xphoto.INPAINT_FSR_FAST)
-    out = np.repeat(dst[..., None], 3, axis=2) if grey else dst
-    out = out.copy()
-    out[~hole] = rgb[~hole]
-    return out
+    """OpenCV contrib's frequency-selective reconstruction alone (``engine.pipeline.frequency_fill``), as uint8."""
+    return np.clip(np.rint(frequency_fill(rgb, hole)), 0, 255).astype(np.uint8)
 
 
 def texture(out: np.ndarray, truth: np.ndarray, hole: np.ndarray) -> float:

@@ -12,6 +12,7 @@ holes (keeps lines and dots sharp), and total variation across the hole border.
 from __future__ import annotations
 
 from collections.abc import Collection
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.models import build_model
-from engine.pipeline.smooth_fill import smooth_fill
+from engine.pipeline.inpaint import BASE_FILLS
 from engine.workshop.eval.metrics import mean_abs_error, psnr
 from engine.workshop.train.common import (
     RealArt,
@@ -62,7 +63,8 @@ class InpaintConfig:
     save_every: int = 100
     seed: int = 0
     best_metric: str = "hole_psnr"
-    residual: bool = False            # the network corrects the smooth fill (engine.pipeline.smooth_fill)
+    residual: bool = False            # the network corrects a base fill (see base_fill)
+    base_fill: str = "smooth"         # what a residual network corrects: "smooth" or "frequency" (engine.pipeline)
     init_weights: str | None = None   # a new run starts from this weights file (tensors of equal name and shape)
     far_blocks: int = 0               # SpectralBlocks at the bottleneck (engine.models.pconv): reach beyond the U-Net
     big_hole_share: float = 0.0       # share of samples with a sound effect's hole (synth.inpaint.glyph_hole)
@@ -74,6 +76,8 @@ class InpaintConfig:
         kwargs = {"in_channels": 3, "channels": list(self.channels), "first_kernel": self.first_kernel}
         if self.residual:
             kwargs["residual"] = True
+            if self.base_fill != "smooth":
+                kwargs["base_fill"] = self.base_fill
         if self.far_blocks:
             kwargs["far_blocks"] = self.far_blocks
         return kwargs
@@ -145,16 +149,21 @@ class SampleStream:
 
     def batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         items = [self.sample() for _ in range(self.cfg.batch)]
-        return to_tensors(items, self.cfg.residual)
+        return to_tensors(items, self.cfg.base_fill if self.cfg.residual else None)
 
 
-def to_tensors(items, with_base: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """(image (B,3,c,c) in [0,1], known (B,1,c,c), the smooth fill of each hole (B,3,c,c) or None)."""
+def to_tensors(items, base_fill: str | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """(image (B,3,c,c) in [0,1], known (B,1,c,c), the ``base_fill`` of each hole (B,3,c,c) when one is named (a
+    residual network's, engine.pipeline.inpaint.BASE_FILLS), else None)."""
     image = torch.from_numpy(np.stack([i[0] for i in items])).float().div_(255.0).permute(0, 3, 1, 2)
     known = torch.from_numpy(~np.stack([i[1] for i in items])).float()[:, None]
     base = None
-    if with_base:
-        base = torch.from_numpy(np.stack([smooth_fill(i[0], i[1]) for i in items])).div_(255.0)
+    if base_fill is not None:
+        fill = BASE_FILLS[base_fill]
+        # the fills release the GIL (a sparse solve, OpenCV): the batch's are made side by side
+        with ThreadPoolExecutor(max(1, min(len(items), torch.get_num_threads()))) as pool:
+            fills = list(pool.map(lambda item: fill(item[0], item[1]), items))
+        base = torch.from_numpy(np.stack(fills)).div_(255.0)
         base = base.permute(0, 3, 1, 2).contiguous()
     return image.contiguous(), known, base
 
@@ -216,7 +225,7 @@ def validation_set(cfg: InpaintConfig):
 def validate(model: torch.nn.Module, samples) -> dict:
     psnrs, maes, big = [], [], []
     for image, hole, is_big in samples:
-        x, known, base = to_tensors([(image, hole)], getattr(model, "residual", False))
+        x, known, base = to_tensors([(image, hole)], model.base_fill if getattr(model, "residual", False) else None)
         pred = model(x * known, known, base)
         out = (pred[0].permute(1, 2, 0).numpy() * 255).round().clip(0, 255).astype(np.uint8)
         if is_big:

@@ -1,11 +1,13 @@
-"""Inpainting on crops: the smooth fills solved ahead on threads and bfloat16 change nothing a user would see."""
+"""Inpainting on crops: the base fills made ahead on threads and bfloat16 change nothing a user would see; a
+network is given the base fill it was trained on."""
 
 import numpy as np
 import pytest
 import torch
 
 from engine.models import build_model
-from engine.pipeline.inpaint import crop_boxes, crop_jobs, inpaint, predict_crop
+from engine.pipeline.frequency_fill import frequency_fill
+from engine.pipeline.inpaint import base_fill_of, crop_boxes, crop_jobs, inpaint, predict_crop
 from engine.pipeline.precision import bfloat16_is_native
 from engine.pipeline.smooth_fill import smooth_fill
 
@@ -104,3 +106,20 @@ def test_a_progress_callback_that_cancels_stops_the_work_at_once(residual_model,
     with pytest.raises(KeyboardInterrupt):
         inpaint(residual_model, page, hole, context=8, workers=1, progress=cancel)
     assert len(seen) == 1  # stopped after the first crop
+
+
+def test_a_network_trained_on_the_frequency_fill_is_given_that_fill(rng):
+    model = build_model("pconv_unet", in_channels=3, channels=[8, 16, 16], first_kernel=3, residual=True,
+                        base_fill="frequency").eval()
+    assert base_fill_of(model) is frequency_fill
+    page = np.repeat(np.where((np.arange(96) // 4) % 2 == 0, 30, 220).astype(np.uint8)[None, :, None], 96, 0)
+    page = np.repeat(page, 3, axis=2)
+    hole = np.zeros(page.shape[:2], bool)
+    hole[40:56, 40:56] = True
+    # an untrained residual network (its correction starts at zero) returns its base fill
+    out = inpaint(model, page, hole, context=16, bfloat16=False)
+    expected = np.clip(np.rint(frequency_fill(page[24:72, 24:72], hole[24:72, 24:72])), 0, 255)  # the crop
+    assert np.abs(out[24:72, 24:72].astype(int) - expected).max() <= 1
+    assert np.abs(out[hole].astype(int) - page[hole]).mean() < 40  # the stripes go on; a smear is ~95 off
+    with pytest.raises(ValueError, match="unknown base fill"):
+        build_model("pconv_unet", in_channels=3, channels=[8, 16], residual=True, base_fill="telea")
