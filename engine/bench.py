@@ -177,6 +177,10 @@ def worker(width: int, height: int, weights_dir: str | None, random_weights: boo
     # and with two big sound effects erased besides (two rows of three bold glyph-like shapes about 100 px tall)
     with_sfx = five | two_sound_effects(height, width)
     stage(f"  + 2 sound effects ({100 * with_sfx.mean():.1f}%)", lambda: repeat_then_model(rgb, with_sfx))
+    # the same two over the page's artwork (the halftoned figure), where the network has work to do on all of them
+    over_art = five | two_sound_effects(height, width, SOUND_EFFECTS_OVER_THE_ART)
+    stage(f"  + 2 sound effects over the art ({100 * over_art.mean():.1f}%)",
+          lambda: repeat_then_model(rgb, over_art))
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # the bench page's, as always
     # the network's cost follows the area of the crops around the text, which differs from page to page at the
     # same 5%: the same on other generated pages (nothing warmed for their crops' sizes); page-sized runs only
@@ -203,9 +207,15 @@ def worker(width: int, height: int, weights_dir: str | None, random_weights: boo
     }
 
 
-def two_sound_effects(height: int, width: int) -> np.ndarray:
+# where two_sound_effects puts its two rows (fractions of the page's height and width): on the bench page the
+# first lies half over the halftoned figure and the second on paper; the second pair lies over the figure
+SOUND_EFFECTS_ON_THE_PAGE = ((0.3, 0.3), (0.65, 0.6))
+SOUND_EFFECTS_OVER_THE_ART = ((0.1, 0.2), (0.23, 0.3))
+
+
+def two_sound_effects(height: int, width: int, centres=SOUND_EFFECTS_ON_THE_PAGE) -> np.ndarray:
     """The holes two big erased sound effects leave: two rows of three bold glyph-like shapes 90-110 px tall (thick
-    strokes, grown by a 6 px outline), one in the upper left and one in the lower right part of the page. Drawn
+    strokes, grown by a 6 px outline), centred at ``centres`` (fractions of the page's height and width). Drawn
     without fonts (the bench ships in the wheel); fixed, so every run times the same holes."""
     from PIL import Image, ImageDraw
     from scipy import ndimage
@@ -213,7 +223,7 @@ def two_sound_effects(height: int, width: int) -> np.ndarray:
     rng = np.random.default_rng(11)
     im = Image.new("L", (width, height), 0)
     draw = ImageDraw.Draw(im)
-    for fy, fx in ((0.3, 0.3), (0.65, 0.6)):
+    for fy, fx in centres:
         for k in range(3):
             size = rng.uniform(90, 110)
             gx, gy = fx * width + (k - 1) * size * 0.95, fy * height + rng.normal(0, 8)
