@@ -78,6 +78,7 @@ class TextSegConfig:
     manga_boxes: str | None = None      # the annotation (engine/workshop/eval/annotations/*.json format)
     manga_share: float = 0.0            # share of pages drawn from those
     manga_held_out: str = ""            # page file names never trained on, comma-separated (for evaluation)
+    manga_sfx_letters: bool = False     # their sound effects' letters are positives (manga_boxes.targets)
     freeze_encoder: bool = False        # train the pooling and the decoder only (about half the work per step)
 
     def model_kwargs(self) -> dict:
@@ -166,7 +167,7 @@ class CropStream:
         weight = None
         if self.manga is not None and np.random.default_rng((seed, _MANGA_STREAM)).random() < cfg.manga_share:
             grey, target, weight = self.manga.page(np.random.default_rng((seed, _MANGA_STREAM, 1)),
-                                                   cfg.out_channels)
+                                                   cfg.out_channels, cfg.manga_sfx_letters)
             mask = target.any(axis=0)
         else:
             if self.real and rng.random() < cfg.real_art_share:
