@@ -25,9 +25,10 @@ def test_worker_times_every_stage_on_a_small_page():
                           "repeat fill", "inpaint", "detect, same size again", "inpaint 5% by the model",
                           "  the same, repeat fill first"]
     assert names[11].startswith("  + 2 sound effects (")  # the 5% mask with two big sound effects erased too
+    assert names[12].startswith("  + 2 sound effects over the art (")  # the same two over the page's artwork
     # the 5% inpainting again on the other pages, each named with its share and crop area, then with the repeat
     # fill first
-    others = names[12:]
+    others = names[13:]
     assert len(others) == 2 * len(bench.FIVE_PERCENT_PAGES)
     assert all(f"page {seed}: " in name and "Mpx of crops" in name
                for seed, name in zip(bench.FIVE_PERCENT_PAGES, others[::2], strict=True))
