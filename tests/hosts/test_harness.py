@@ -182,6 +182,51 @@ def test_real_krita_kra_reads_back(host: harness.HostChroot, tmp_path: Path) -> 
     assert merged.pixel(8, 6) == (60, 60, 7, 255) and merged.pixel(0, 0) == (200, 100, 50, 255)
 
 
+class _RunningServer:
+    returncode = None
+
+    def poll(self):
+        return None
+
+
+def _scripted_runs(monkeypatch: pytest.MonkeyPatch, results: list[harness.RunResult]) -> list[list[str]]:
+    calls: list[list[str]] = []
+
+    def run_once(self, argv, home, env, timeout, cwd, stdin):
+        calls.append(list(argv))
+        return results[len(calls) - 1]
+
+    monkeypatch.setattr(harness.HostChroot, "_run_once", run_once)
+    monkeypatch.setattr(harness.time, "sleep", lambda seconds: None)
+    return calls
+
+
+def test_a_program_that_could_not_reach_the_x_server_at_once_runs_again_with_what_was_found(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    chroot = harness.HostChroot(root=tmp_path)
+    (tmp_path / "xvfb.log").write_text("Xvfb says hello")
+    chroot._displays[":9412"] = (_RunningServer(), tmp_path / "xvfb.log", tmp_path / "no-socket")
+    refused = harness.RunResult(["krita"], -6, "", "qt.qpa.xcb: could not connect to display :9412", 0.2, False)
+    started = harness.RunResult(["krita"], 0, "ok", "", 20.0, False)
+    calls = _scripted_runs(monkeypatch, [refused, started])
+    result = chroot.run(["krita"], env={"DISPLAY": ":9412"})
+    assert len(calls) == 2 and result.returncode == 0
+    assert "could not connect to :9412" in result.stderr and "running" in result.stderr
+    assert "refuses" in result.stderr and "Xvfb says hello" in result.stderr
+
+
+def test_other_failures_and_other_displays_are_not_run_again(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    chroot = harness.HostChroot(root=tmp_path)
+    chroot._displays[":9412"] = (_RunningServer(), tmp_path / "xvfb.log", tmp_path / "no-socket")
+    crashed = harness.RunResult(["krita"], 1, "", "Segmentation fault", 0.2, False)
+    calls = _scripted_runs(monkeypatch, [crashed])
+    assert chroot.run(["krita"], env={"DISPLAY": ":9412"}).returncode == 1 and len(calls) == 1
+    not_ours = harness.RunResult(["krita"], -6, "", "could not connect to display :7", 0.2, False)
+    calls = _scripted_runs(monkeypatch, [not_ours])
+    assert chroot.run(["krita"], env={"DISPLAY": ":7"}).returncode == -6 and len(calls) == 1
+
+
 def test_readers_are_stdlib_only() -> None:
     """The readers must stay stdlib-only (they run in CI before any venv exists)."""
     src = Path(harness.__file__).read_text()
