@@ -237,8 +237,8 @@ class HostChroot:
         self.binds = [Path(b) for b in binds]
         self.lock_timeout = lock_timeout
         self._lock_fd: int | None = None
-        # the X servers of xvfb() while they are in use: DISPLAY -> (process, log file, socket file)
-        self._displays: dict[str, tuple[subprocess.Popen, Path, Path]] = {}
+        # the X servers of xvfb() while they are in use: DISPLAY -> (process, log file)
+        self._displays: dict[str, tuple[subprocess.Popen, Path]] = {}
 
     # ---------------------------------------------------------------- which host
     @property
@@ -366,11 +366,11 @@ class HostChroot:
         display = (env or {}).get("DISPLAY", "")
         if result.returncode != 0 and result.seconds < 10 and "could not connect to display" in result.output \
                 and display in self._displays:
-            proc, log_path, socket_path = self._displays[display]
+            proc, log_path = self._displays[display]
             time.sleep(2)
             found = (f"[harness] {argv[0]} could not connect to {display} after {result.seconds:.1f}s; the Xvfb is "
                      f"{'running' if proc.poll() is None else f'gone (exit {proc.returncode})'}, its socket "
-                     f"{'accepts' if _accepts(socket_path, 2.0) else 'refuses'} connections; its log: "
+                     f"{'accepts' if _accepts(self._x_socket(display[1:]), 2.0) else 'refuses'} connections; its log: "
                      f"{self._tail(log_path)}; running it once more\n")
             again = self._run_once(argv, home, env, timeout, cwd, stdin)
             return dataclasses.replace(again, stderr=found + again.stderr)
@@ -450,7 +450,7 @@ class HostChroot:
                 tried.append(f":{number}: {self._tail(log_path)}")
                 continue
             proc = started
-            self._displays[f":{number}"] = (proc, log_path, self.root / "tmp" / ".X11-unix" / f"X{number}")
+            self._displays[f":{number}"] = (proc, log_path)
             try:
                 yield f":{number}"
             finally:
@@ -475,7 +475,7 @@ class HostChroot:
             n = rng.randrange(100, 30000)
             taken = (
                 (self.root / "tmp" / f".X{n}-lock").exists()
-                or (self.root / "tmp" / ".X11-unix" / f"X{n}").exists()
+                or self._x_socket(n).exists()
                 or f"@/tmp/.X11-unix/X{n}\n" in abstract
             )
             if not taken:
@@ -500,13 +500,17 @@ class HostChroot:
                 if not chunk:
                     break
                 line += chunk
-        socket_path = self.root / "tmp" / ".X11-unix" / f"X{number}"
+        socket_path = self._x_socket(number)
         if line.strip() == str(number).encode() and proc.poll() is None and _accepts(socket_path):
             return proc
         if proc.poll() is None:
             proc.kill()
         proc.wait()
         return None
+
+    def _x_socket(self, number: int | str) -> Path:
+        """The socket file of the chroot's X server ``:number``."""
+        return self.root / "tmp" / ".X11-unix" / f"X{number}"
 
     @staticmethod
     def _tail(path: Path, chars: int = 600) -> str:

@@ -206,7 +206,7 @@ def test_a_program_that_could_not_reach_the_x_server_at_once_runs_again_with_wha
 ) -> None:
     chroot = harness.HostChroot(root=tmp_path)
     (tmp_path / "xvfb.log").write_text("Xvfb says hello")
-    chroot._displays[":9412"] = (_RunningServer(), tmp_path / "xvfb.log", tmp_path / "no-socket")
+    chroot._displays[":9412"] = (_RunningServer(), tmp_path / "xvfb.log")
     refused = harness.RunResult(["krita"], -6, "", "qt.qpa.xcb: could not connect to display :9412", 0.2, False)
     started = harness.RunResult(["krita"], 0, "ok", "", 20.0, False)
     calls = _scripted_runs(monkeypatch, [refused, started])
@@ -218,7 +218,7 @@ def test_a_program_that_could_not_reach_the_x_server_at_once_runs_again_with_wha
 
 def test_other_failures_and_other_displays_are_not_run_again(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     chroot = harness.HostChroot(root=tmp_path)
-    chroot._displays[":9412"] = (_RunningServer(), tmp_path / "xvfb.log", tmp_path / "no-socket")
+    chroot._displays[":9412"] = (_RunningServer(), tmp_path / "xvfb.log")
     crashed = harness.RunResult(["krita"], 1, "", "Segmentation fault", 0.2, False)
     calls = _scripted_runs(monkeypatch, [crashed])
     assert chroot.run(["krita"], env={"DISPLAY": ":9412"}).returncode == 1 and len(calls) == 1
