@@ -1,13 +1,14 @@
-"""Frequency-selective reconstruction (Seiler and Kaup; OpenCV contrib's ``cv2.xphoto.inpaint``, ``FSR_FAST``).
+"""The frequency-selective reconstruction as a base fill (``engine.pipeline.frequency_selective``).
 
 Each block around the hole is modelled as a sparse sum of Fourier basis functions fitted to its known pixels, so
 lines, edges and screentone dots are carried into the hole instead of being averaged away as the smooth fill
 (``engine.pipeline.smooth_fill``) does. It is the base fill that the inpainting network corrects when the network
 was trained on it (``PConvUNet(base_fill="frequency")``); see docs/results.md for the measurements that chose it.
 
-It costs about 70-90 us per hole pixel on one core, ten times the smooth fill. A hole region whose surroundings are
+It costs about 30-45 us per hole pixel on one core, several times the smooth fill. A hole region whose surroundings are
 flat (every pixel of its ring within ``FLAT_RING_SPREAD`` levels) has nothing to continue, and both fills give it
-the flat colour: such regions take the smooth fill, and only the others pay for the reconstruction.
+the flat colour: such regions take the smooth fill, and only the others pay for the reconstruction. A colour page
+is reconstructed in luma and two chroma channels (YCbCr), a grey one (R = G = B) as one channel.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from engine.errors import EngineError
+from engine.pipeline.frequency_selective import CHROMA_LEVELS, LUMA_LEVELS, reconstruct
 from engine.pipeline.smooth_fill import smooth_fill
 
 FLAT_RING_SPREAD = 24  # levels between the darkest and the lightest pixel of a flat ring (each channel)
@@ -32,15 +33,6 @@ def frequency_fill(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
     Returns:
         float32 array shaped like ``image``: equal to it outside ``hole``, the reconstruction inside.
     """
-    try:
-        import cv2
-    except ImportError as exc:  # pragma: no cover - a broken install
-        raise EngineError("the inpainting needs OpenCV with its contrib modules: "
-                          "pip install opencv-contrib-python-headless") from exc
-    if not hasattr(cv2, "xphoto"):
-        raise EngineError("the inpainting needs OpenCV's contrib modules (cv2.xphoto), but a plain OpenCV is "
-                          "installed: pip uninstall opencv-python-headless opencv-python, then "
-                          "pip install opencv-contrib-python-headless")
     values = np.asarray(image)
     if values.dtype != np.uint8:
         values = np.clip(np.rint(values), 0, 255).astype(np.uint8)
@@ -61,11 +53,22 @@ def frequency_fill(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
         src[calm] = np.clip(np.rint(smooth[calm]), 0, 255).astype(np.uint8)
         out[calm] = smooth[calm] if flat or not grey else smooth[calm][:, None]
     if busy.any():
-        known = np.where(busy, 0, 255).astype(np.uint8)  # xphoto takes the mask of the KNOWN pixels
-        filled = np.zeros_like(src)
-        cv2.xphoto.inpaint(src, known, filled, cv2.xphoto.INPAINT_FSR_FAST)
+        filled = _reconstruct(src, ~busy)
         out[busy] = filled[busy] if flat or not grey else filled[busy][:, None]
     return out
+
+
+def _reconstruct(src: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """One channel as it is; three in luma and chroma (ITU-R BT.601 YCbCr), each with its own block thresholds."""
+    if src.ndim == 2:
+        return reconstruct(src, known, LUMA_LEVELS)
+    r, g, b = (src[..., c].astype(np.float32) for c in range(3))
+    luma = 0.299 * r + 0.587 * g + 0.114 * b
+    blue, red = 0.564 * (b - luma) + 128, 0.713 * (r - luma) + 128
+    luma = reconstruct(luma, known, LUMA_LEVELS)
+    blue = reconstruct(blue, known, CHROMA_LEVELS) - 128
+    red = reconstruct(red, known, CHROMA_LEVELS) - 128
+    return np.stack([luma + 1.403 * red, luma - 0.714 * red - 0.344 * blue, luma + 1.773 * blue], axis=2)
 
 
 def _busy_regions(src: np.ndarray, hole: np.ndarray) -> np.ndarray:

@@ -49,7 +49,7 @@ def test_every_method_fills_only_the_hole(tmp_path, rng):
     hole = _hole(page.shape[:2], (30, 20, 60, 90))
     methods = evaluation.methods(engine)
     assert list(methods) == ["kesu model", "kesu pipeline", "flat fill", "smooth fill", "biharmonic fill",
-                             "opencv telea", "opencv navier-stokes", "opencv fsr"]
+                             "frequency fill", "opencv telea", "opencv navier-stokes", "opencv fsr"]
     for name, fill in methods.items():
         out = fill(page.copy(), hole)
         assert out.dtype == np.uint8 and out.shape == page.shape, name
@@ -77,12 +77,19 @@ def test_texture_is_one_for_the_truth_and_low_for_a_smear():
     assert evaluation.texture(smear, truth, hole) < 0.5
 
 
-def test_the_fsr_row_is_the_engines_frequency_fill_rounded():
+def test_the_frequency_fill_row_is_the_engines_rounded_and_the_opencv_row_is_opencvs():
+    import cv2
+
     rng = np.random.default_rng(2)
     page = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
     hole = _hole(page.shape[:2], (20, 20, 40, 44))
+    methods = evaluation.methods(Engine())
     expected = np.clip(np.rint(frequency_fill(page, hole)), 0, 255).astype(np.uint8)
-    assert np.array_equal(evaluation.fsr_fill(page, hole), expected)
+    assert np.array_equal(methods["frequency fill"](page, hole), expected)
+    opencv = np.zeros_like(page)
+    cv2.xphoto.inpaint(page, np.where(hole, 0, 255).astype(np.uint8), opencv, cv2.xphoto.INPAINT_FSR_FAST)
+    out = methods["opencv fsr"](page, hole)
+    assert np.array_equal(out[hole], opencv[hole]) and np.array_equal(out[~hole], page[~hole])
 
 
 def test_unknown_methods_are_named():
@@ -114,3 +121,25 @@ def test_a_ring_of_ink_is_a_black_fill():
     page = np.full((80, 80, 3), 10, np.uint8)
     page[::7] = 200
     assert evaluation.big_kind(page, _hole((80, 80), (30, 30, 50, 50))) == "black fill"
+
+
+@pytest.mark.parametrize("runner", ["run", "run_big_holes"])
+def test_no_method_sees_the_truth_under_the_hole(monkeypatch, tmp_path, runner):
+    rng = np.random.default_rng(4)
+    page = rng.integers(0, 200, (700, 800, 3), dtype=np.uint8)  # busy art: never white
+    monkeypatch.setattr(evaluation, "pages", lambda root, limit: iter([("page", page, None)]))
+    seen = []
+
+    def spy(rgb, hole):
+        seen.append((rgb.copy(), hole.copy()))
+        out = rgb.copy()
+        out[hole] = 100
+        return out
+
+    monkeypatch.setattr(evaluation, "chosen_methods", lambda engine, options, names: {"spy": spy})
+    rows = getattr(evaluation, runner)(Engine(), tmp_path, None, None, log=lambda *a: None)
+    assert seen
+    for rgb, hole in seen:
+        assert hole.any() and (rgb[hole] == evaluation.HIDDEN_VALUE).all()
+        assert (rgb[~hole] < 200).all()  # the rest of the crop is the page's
+    assert rows and all(row["method"] == "spy" for row in rows)
