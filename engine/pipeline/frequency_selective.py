@@ -92,7 +92,8 @@ def reconstruct(channel: np.ndarray, known: np.ndarray, levels=LUMA_LEVELS) -> n
         if finest:
             now, later = todo, None
         else:
-            spread[ys, xs] = _block_spread(image, weight, ys, xs, side)
+            windows = _windows(image, weight, ys, xs, side, WINDOW)
+            spread[ys, xs] = _block_spread(image, weight, ys, xs, side, *windows)
             calm = spread < calm_spread  # NaN (nothing known around) is not calm
             now = todo & calm
             later = np.zeros((grid[0] * 2, grid[1] * 2), bool)
@@ -119,7 +120,7 @@ def _model_blocks(image, weight, inside, blocks, unknown_blocks, spread, side, r
         fewest = unknown_neighbours[remaining].min()
         ys, xs = _apart(*np.nonzero(remaining & (unknown_neighbours == fewest)))
         values, weights = _windows(image, weight, ys, xs, side, WINDOW)
-        block_spread = _block_spread(image, weight, ys, xs, side) if measure_spread else spread[ys, xs]
+        block_spread = _block_spread(image, weight, ys, xs, side, values, weights) if measure_spread else spread[ys, xs]
         basis = np.clip(np.nan_to_num(np.rint(block_spread * BASIS_PER_SPREAD), nan=0.0), MIN_BASIS, MAX_BASIS)
         basis = basis.astype(np.int64)
         wide = (weights > 0).mean((1, 2)) < WIDE_MODEL_BELOW
@@ -167,9 +168,9 @@ def _windows(image, weight, ys, xs, side, window):
     return image[rows, cols], weight[rows, cols]
 
 
-def _block_spread(image, weight, ys, xs, side) -> np.ndarray:
-    """``_spread`` of each block's window, the wide one where little of the window is known."""
-    values, weights = _windows(image, weight, ys, xs, side, WINDOW)
+def _block_spread(image, weight, ys, xs, side, values, weights) -> np.ndarray:
+    """``_spread`` of each block's window (``values``, ``weights``: the blocks' ``WINDOW`` windows), over the wide
+    window where little of that window is known."""
     spread = _spread(values, weights)
     wide = (weights > 0).mean((1, 2)) < WIDE_SPREAD_BELOW
     if wide.any():
@@ -204,7 +205,7 @@ def _fit(values: np.ndarray, weights: np.ndarray, basis: np.ndarray) -> np.ndarr
     coefficients = np.zeros_like(residual)
     size = values.shape[-1]
     _compiled_select()(residual, weights_spectrum, total, basis, _frequency_weight_squared(size),
-            np.float32(ORTHOGONALITY_CORRECTION), coefficients)
+                       np.float32(ORTHOGONALITY_CORRECTION), coefficients)
     return np.fft.irfft2(coefficients * (size * size), s=(size, size)).astype(np.float32)
 
 
