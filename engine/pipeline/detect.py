@@ -15,11 +15,16 @@ LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 THIN_SIDE = 64  # a page narrower than this (at the working scale) is a strip: see detect_probability
 
 
+def is_grey(rgb: np.ndarray) -> bool:
+    """True when every pixel of an (H, W, 3) image has R = G = B."""
+    return bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
+
+
 def to_grey(rgb: np.ndarray) -> np.ndarray:
     """uint8 (H, W, 3) -> uint8 (H, W) luma (ITU-R BT.601)."""
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"expected uint8 (H, W, 3), got {rgb.dtype} {rgb.shape}")
-    if (rgb[:, :, 0] == rgb[:, :, 1]).all() and (rgb[:, :, 1] == rgb[:, :, 2]).all():
+    if is_grey(rgb):
         return rgb[:, :, 0].copy()
     return np.clip(np.rint(rgb.astype(np.float32) @ LUMA), 0, 255).astype(np.uint8)
 

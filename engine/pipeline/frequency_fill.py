@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from engine.pipeline.detect import is_grey
 from engine.pipeline.frequency_selective import CHROMA_LEVELS, LUMA_LEVELS, reconstruct
 from engine.pipeline.smooth_fill import smooth_fill
 
@@ -37,7 +38,7 @@ def frequency_fill(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
     if values.dtype != np.uint8:
         values = np.clip(np.rint(values), 0, 255).astype(np.uint8)
     flat = values.ndim == 2
-    grey = flat or bool((values[..., 0] == values[..., 1]).all() and (values[..., 1] == values[..., 2]).all())
+    grey = flat or is_grey(values)
     src = np.ascontiguousarray(values if flat else values[..., 0] if grey else values)
     out = values.astype(np.float32)
     if not hole.any():

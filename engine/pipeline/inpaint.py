@@ -14,6 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 import torch
 
+from engine.pipeline.detect import is_grey
 from engine.pipeline.frequency_fill import frequency_fill
 from engine.pipeline.masks import Box, expand_box, merge_boxes, regions
 from engine.pipeline.precision import bfloat16_is_native, bfloat16_twin
@@ -89,7 +90,7 @@ def predict_crop(
     with torch.inference_mode():
         pred = model(image, known, base)[0, :, :h, :w].float()
         out = pred.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
-    if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():
+    if is_grey(rgb):
         # a grey crop stays grey: no colour tint from the network
         grey = np.rint(out.astype(np.float32).mean(axis=2)).astype(np.uint8)
         out = np.repeat(grey[:, :, None], 3, axis=2)

@@ -32,7 +32,7 @@ from scipy import ndimage
 
 from engine.imageio import load_image, save_png_atomic
 from engine.pipeline import CleanOptions, Engine
-from engine.pipeline.detect import to_grey
+from engine.pipeline.detect import is_grey, to_grey
 from engine.pipeline.fill import FlatFillOptions, flat_fill
 from engine.pipeline.frequency_fill import frequency_fill
 from engine.pipeline.smooth_fill import biharmonic_fill, smooth_fill
@@ -134,7 +134,7 @@ def opencv_fsr_fill(rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
     if not hasattr(cv2, "xphoto"):
         raise SystemExit("the OpenCV row needs OpenCV's contrib modules (cv2.xphoto): pip uninstall "
                          "opencv-python-headless opencv-python, then pip install opencv-contrib-python-headless")
-    grey = bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
+    grey = is_grey(rgb)
     src = np.ascontiguousarray(rgb[..., 0] if grey else rgb)
     known = np.where(hole, 0, 255).astype(np.uint8)  # xphoto takes the mask of the KNOWN pixels
     filled = np.zeros_like(src)
