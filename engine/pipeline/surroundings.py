@@ -12,6 +12,9 @@ into blocks) is judged by the share of its ring that is busy, and by how sure th
   of the page's calm, sure text): sound effects are drawn big and bold, even on a flat background;
 - anything else is drawn text: a sound effect when the detector is fairly sure of it (mean probability >
   ``drawn_text``), else artwork, which no mode erases;
+- a stack of parallel bars side by side (a speaker grille, slats, a block of hatching: ``min_bars`` or more
+  strokes of about one length and direction, and little else) is artwork wherever it stands: lettering puts
+  strokes end to end along a line, never five alike side by side;
 - a detector that tells the kinds apart itself (two channels) has the last word on drawn text: a region whose
   sound-effect probability is on average above its lettering probability is drawn text wherever it stands.
 
@@ -29,6 +32,7 @@ from scipy import ndimage
 from engine.pipeline.masks import grow
 
 INK_LEVEL = 128  # grey below this is dark ink (the strokes whose width is compared)
+MIN_BAR_PIXELS = 6  # smaller ink pieces of a region are specks, not strokes
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,9 @@ class SurroundingsCheck:
     join_fraction: float = 0.0    # regions nearer than this share of the page's shorter side are one block
     bold_ratio: float = 2.0       # strokes this many times as wide as the page's lettering's are drawn text
     inked_share: float = 0.2      # a mask under this share dark ink has its strokes measured on the ink alone
+    min_bars: int = 5             # this many parallel bars side by side, and little else, are a pattern: artwork
+    bar_elongation: float = 3.0   # a bar is at least this many times as long as it is wide
+    bar_share: float = 0.6        # the bars hold at least this share of the region's text
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,7 @@ class Region:
     probability: float                 # mean text probability over the region's text pixels
     stroke: float                      # its dark ink's stroke width: twice the 90th percentile of the depth
     detected_as_sfx: bool = False      # a two-channel detector calls it a sound effect rather than lettering
+    bar_stack: bool = False            # its text is a stack of parallel bars side by side (``is_bar_stack``)
 
     def calm_and_sure(self, check: SurroundingsCheck) -> bool:
         return self.busy < check.calm_share and self.probability > check.sure_text
@@ -59,6 +67,8 @@ class Region:
     def kind(self, check: SurroundingsCheck, lettering_stroke: float | None = None) -> str:
         """"lettering", "sfx" or "art"; ``lettering_stroke``: the stroke width of the page's lettering, if known."""
         calm = self.busy < check.calm_share or (self.busy < check.busy_share and self.probability > check.sure_text)
+        if self.bar_stack:
+            return "art"
         bold = lettering_stroke is not None and self.stroke > check.bold_ratio * lettering_stroke
         if calm and not bold and not self.detected_as_sfx:
             return "lettering"
@@ -70,6 +80,46 @@ def busy_pixels(grey: np.ndarray, level: float) -> np.ndarray:
     g = grey.astype(np.float32)
     magnitude = np.hypot(ndimage.sobel(g, 0), ndimage.sobel(g, 1)) / 8.0
     return magnitude > level
+
+
+def is_bar_stack(text: np.ndarray, check: SurroundingsCheck = SurroundingsCheck()) -> bool:
+    """Whether ``text`` (bool) is a stack of bars: ``check.min_bars`` or more strokes of about one direction and
+    length lying side by side at a regular spacing (their centres spread across the bars, not along them), and
+    little else (a grille, slats, hatching). A row of exclamation marks is not one: each bar has its dot."""
+    labels, count = ndimage.label(text, np.ones((3, 3), bool))
+    if count < check.min_bars:
+        return False
+    bars, others = [], 0  # bars: (pixels, centre, unit direction, length)
+    for index, box in enumerate(ndimage.find_objects(labels), start=1):
+        ys, xs = np.nonzero(labels[box] == index)
+        if ys.size < MIN_BAR_PIXELS:
+            continue  # a speck: neither a bar nor anything else
+        points = np.stack([ys + box[0].start, xs + box[1].start], axis=1).astype(np.float64)
+        centre = points.mean(axis=0)
+        eigenvalues, eigenvectors = np.linalg.eigh(np.cov((points - centre).T) + 1e-6 * np.eye(2))
+        length, width = 4 * np.sqrt(eigenvalues[1]), 4 * np.sqrt(eigenvalues[0])  # about a bar's full extents
+        if length >= check.bar_elongation * max(width, 1.0):
+            bars.append((ys.size, centre, eigenvectors[:, 1], length))
+        else:
+            others += 1
+    if (len(bars) < check.min_bars or others > len(bars) // 2
+            or sum(b[0] for b in bars) < check.bar_share * text.sum()):
+        return False
+    # one sense for every direction (an eigenvector's sign is arbitrary), then the bars that follow the median
+    directions = np.array([b[2] if (b[2][0], b[2][1]) >= (0, 0) else -b[2] for b in bars])
+    direction = np.median(directions, axis=0)
+    direction /= max(float(np.linalg.norm(direction)), 1e-9)
+    lengths = np.array([b[3] for b in bars])
+    keep = (np.abs(directions @ direction) > np.cos(np.radians(15))) & \
+        (np.abs(lengths - np.median(lengths)) <= 0.5 * np.median(lengths))
+    if keep.sum() < check.min_bars:
+        return False
+    centres = np.array([b[1] for b in bars])[keep]
+    along = centres @ direction
+    across = np.sort(centres @ np.array([-direction[1], direction[0]]))
+    gaps = np.diff(across)
+    side_by_side = np.ptp(along) <= 0.5 * np.median(lengths[keep]) and np.ptp(across) > np.ptp(along)
+    return bool(side_by_side and gaps.min() > 0 and gaps.max() <= 2 * gaps.min())
 
 
 def window_busy(grey: np.ndarray, window: tuple[int, int, int, int], level: float) -> np.ndarray:
@@ -116,7 +166,8 @@ def text_regions(text: np.ndarray, grown: np.ndarray, probability: np.ndarray, g
                             > kinds["lettering"][y0:y1, x0:x1][region_text].mean())
         found.append(Region((y0, x0, y1, x1), region_text, busy_share,
                             float(probability[y0:y1, x0:x1][region_text].mean()),
-                            float(2 * np.percentile(depth[inked], 90)) if inked.any() else 0.0, said_sfx))
+                            float(2 * np.percentile(depth[inked], 90)) if inked.any() else 0.0, said_sfx,
+                            is_bar_stack(region_text, check)))
     return found
 
 

@@ -3,7 +3,7 @@ import pytest
 
 from engine.pipeline import CleanOptions, kind_tight_masks
 from engine.pipeline.masks import grow
-from engine.pipeline.surroundings import SurroundingsCheck, split_by_surroundings, text_regions
+from engine.pipeline.surroundings import SurroundingsCheck, is_bar_stack, split_by_surroundings, text_regions
 
 
 def glyphs(page: np.ndarray, text: np.ndarray, y: int, x: int, stroke: int = 2, count: int = 3) -> None:
@@ -129,3 +129,58 @@ def test_hollow_letters_that_the_mask_fills_are_measured_by_their_ink(page):
     assert kinds["lettering"][hollow].all()
     filled_by_ink = split(grey, text | hollow, check=SurroundingsCheck(inked_share=0.0))
     assert not filled_by_ink["lettering"][hollow].any()   # measured on the mask, it would count as bold
+
+
+def bars(grey: np.ndarray, text: np.ndarray, y: int, x: int, count: int, length: int = 40, along_x: bool = True,
+         step: int = 8) -> None:
+    """``count`` bars 4 px thick, ``length`` long, ``step`` px apart (ink 0), marked in ``text``: side by side when
+    ``along_x`` (horizontal bars stacked down the page), else vertical bars one under another (end to end)."""
+    for k in range(count):
+        if along_x:
+            bar = np.s_[y + k * step:y + k * step + 4, x:x + length]
+        else:
+            bar = np.s_[y + k * (length + 4):y + k * (length + 4) + length, x:x + 4]
+        grey[bar] = 0
+        text[bar] = True
+
+
+def test_a_stack_of_parallel_bars_on_paper_is_artwork_in_every_mode(page):
+    grey, text = page
+    grille = np.zeros_like(text)
+    bars(grey, grille, 8, 110, count=6, step=8)                # a speaker grille on the paper beside the lettering
+    kinds = split(grey, text | grille)
+    assert kinds["art"][grille].all()
+    assert not (kinds["lettering"] | kinds["sfx"])[grille].any()
+    assert kinds["lettering"][:60].sum() == text[:60].sum()    # the lettering beside it is still lettering
+    few = np.zeros_like(text)
+    bars(grey, few, 8, 250, count=3, length=30)                  # three bars (a 三) are no pattern
+    assert split(grey, text | grille | few)["lettering"][few].all()
+
+
+def test_bars_end_to_end_are_not_a_stack():
+    grey = np.full((260, 60), 255, np.uint8)
+    text = np.zeros(grey.shape, bool)
+    bars(grey, text, 4, 28, count=5, length=40, along_x=False)   # a column of long dashes: ――――
+    assert not is_bar_stack(text)
+    side_by_side = np.zeros_like(text)
+    bars(np.full_like(grey, 255), side_by_side, 4, 4, count=5, length=40)
+    assert is_bar_stack(side_by_side)
+
+
+def test_a_row_of_exclamation_marks_is_not_a_stack():
+    grey = np.full((60, 120), 255, np.uint8)
+    shout = np.zeros(grey.shape, bool)
+    for k in range(6):                                          # !!!!!! : six bars, each with its dot
+        shout[8:36, 8 + k * 16:12 + k * 16] = True
+        shout[40:45, 8 + k * 16:12 + k * 16] = True
+    assert not is_bar_stack(shout)
+    grille = shout.copy()
+    grille[40:45] = False
+    assert is_bar_stack(grille)                                 # the same bars without their dots: a grille
+
+
+def test_bars_at_irregular_spacing_are_not_a_stack():
+    text = np.zeros((80, 120), bool)
+    for x in (8, 16, 24, 60, 68, 76):                           # 川川: two groups of three strokes
+        text[8:48, x:x + 3] = True
+    assert not is_bar_stack(text)
