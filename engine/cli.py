@@ -249,6 +249,8 @@ def _options(args):
         values["allow_bfloat16"] = False
     if getattr(args, "no_repeat_fill", False):
         values["use_repeat_fill"] = False
+    if getattr(args, "no_detail", False):
+        values["add_detail"] = False
     text = getattr(args, "text", None)
     if text is not None:
         values["text_kinds"] = TEXT_CHOICES[text]
@@ -513,6 +515,9 @@ def _add_page_arguments(p: argparse.ArgumentParser, grow_default: int | None) ->
     p.add_argument("--no-repeat-fill", action="store_true", dest="no_repeat_fill",
                    help="let the network fill text over regular patterns too, instead of continuing the pattern "
                         "(screentone, hatching, grids) from a period away")
+    p.add_argument("--no-detail", action="store_true", dest="no_detail",
+                   help="leave the inside of big holes (erased sound effects) as the network fills it, smooth, "
+                        "instead of adding the fine detail (hatching, hair, tone) of the art around it")
     p.add_argument("--threads", type=_positive, metavar="N",
                    help="torch threads (default: all cores; with --ray: the threads of each worker, default 1)")
     help_grow = "grow the mask by this many px before erasing"

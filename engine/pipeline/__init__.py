@@ -1,5 +1,6 @@
-"""The clean pipeline: detect -> threshold -> snap to the ink -> grow -> flat fill -> repeat fill -> inpaint ->
-paste back inside the mask.
+"""The clean pipeline: detect -> threshold -> snap to the ink -> grow -> flat fill -> repeat fill -> inpaint (the
+frequency-selective reconstruction, the network's correction, detail deep in big holes) -> paste back inside the
+mask.
 
 Every function here works on arrays (uint8 (H, W, 3) RGB, bool (H, W) masks, float32 (H, W) probabilities);
 files are read and written by ``engine.imageio`` and the CLI.
@@ -19,6 +20,7 @@ import numpy as np
 from engine.allocator import keep_freed_memory
 from engine.errors import InputError
 from engine.pipeline import masks
+from engine.pipeline.detail import DetailOptions
 from engine.pipeline.detect import detect_probabilities, to_grey, working_scale
 from engine.pipeline.fill import FlatFillOptions, flat_fill
 from engine.pipeline.inpaint import inpaint as inpaint_holes
@@ -58,6 +60,9 @@ class CleanOptions:
     # regions inside a regular pattern (screentone, hatching, a grid) continue it by copying it from a whole
     # number of periods away (engine/pipeline/repeat_fill.py); the network fills the rest
     use_repeat_fill: bool = True
+    # deep inside big holes, the network's fill gains the fine detail of the best-matching known art (hatching,
+    # hair, tone) instead of staying a smooth patch (engine/pipeline/detail.py)
+    add_detail: bool = True
     # inpainting: known pixels around each region in its crop (chosen with `kesu eval inpaint`: more context
     # scored no better and gives the network more to compute)
     context_px: int = 32
@@ -297,7 +302,8 @@ class Engine:
         if rest.any():
             out = _timed(on_stage, "network", lambda: inpaint_holes(
                 self._model("inpaint"), out, rest, context=options.context_px,
-                progress=_stage(progress, "inpaint", 0.0, 1.0), bfloat16=options.bfloat16))
+                progress=_stage(progress, "inpaint", 0.0, 1.0), bfloat16=options.bfloat16,
+                detail_options=DetailOptions() if options.add_detail else None))
         # the invariant, enforced rather than hoped for: nothing outside the hole changes
         return Erased(np.where(hole[:, :, None], out, rgb), filled, repeated)
 

@@ -14,6 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 import torch
 
+from engine.pipeline.detail import DetailOptions, detail
 from engine.pipeline.detect import is_grey
 from engine.pipeline.frequency_fill import frequency_fill
 from engine.pipeline.masks import Box, expand_box, merge_boxes, regions
@@ -97,6 +98,16 @@ def predict_crop(
     return out
 
 
+def with_detail(rgb: np.ndarray, hole: np.ndarray, pred: np.ndarray, options: DetailOptions) -> np.ndarray:
+    """``pred`` (uint8 (h, w, 3), the fill of ``hole`` in the crop ``rgb``) with the fine detail of the known art
+    added deep in the hole (engine.pipeline.detail), the same in each channel: grey stays grey."""
+    filled = np.where(hole[:, :, None], pred, rgb).astype(np.float32).mean(axis=2)
+    extra = detail(filled, hole, options)
+    if not extra.any():
+        return pred
+    return np.clip(np.rint(pred + extra[:, :, None]), 0, 255).astype(np.uint8)
+
+
 def inpaint(
     model: torch.nn.Module,
     rgb: np.ndarray,
@@ -107,6 +118,7 @@ def inpaint(
     progress: Callable[[float], None] | None = None,
     bfloat16: bool | None = None,
     workers: int | None = None,
+    detail_options: DetailOptions | None = None,
 ) -> np.ndarray:
     """Fill the pixels of ``hole`` from their surroundings.
 
@@ -116,6 +128,8 @@ def inpaint(
         max_window, margin: crops larger than ``max_window`` are processed in windows with this margin.
         bfloat16: run the network in bfloat16; None = where the processor does it natively.
         workers: threads computing the crops' base fills ahead of the network (default: torch's thread count).
+        detail_options: deep inside big holes, add the fine detail of the best-matching known art to the
+            network's fill (engine.pipeline.detail); None = the network's fill as it is.
     Returns:
         uint8 (H, W, 3): equal to ``rgb`` outside ``hole``.
     """
@@ -142,6 +156,8 @@ def inpaint(
                         ahead[j] = pool.submit(base_fill, rgb[y0:y1, x0:x1], hole[y0:y1, x0:x1])
                 base = ahead.pop(i).result() if residual else None
                 pred = predict_crop(model, rgb[wy0:wy1, wx0:wx1], hole[wy0:wy1, wx0:wx1], base, bfloat16)
+                if detail_options is not None:
+                    pred = with_detail(rgb[wy0:wy1, wx0:wx1], hole[wy0:wy1, wx0:wx1], pred, detail_options)
                 core_hole = hole[cy0:cy1, cx0:cx1]
                 out[cy0:cy1, cx0:cx1][core_hole] = pred[cy0 - wy0:cy1 - wy0, cx0 - wx0:cx1 - wx0][core_hole]
                 done += (cy1 - cy0) * (cx1 - cx0)

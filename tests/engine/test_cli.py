@@ -151,6 +151,31 @@ def test_no_repeat_fill_turns_the_repeat_fill_off(tmp_path, weights, monkeypatch
     assert calls == [1]
 
 
+def test_no_detail_leaves_big_holes_as_the_network_fills_them(tmp_path, weights, monkeypatch):
+    import engine.pipeline.inpaint as inpaint
+
+    calls = []
+    real = inpaint.with_detail
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(inpaint, "with_detail", spy)
+    striped = np.full((64, 64, 3), 230, np.uint8)
+    striped[::4] = 20                           # not flat: the network fills the hole
+    page = tmp_path / "p.png"
+    Image.fromarray(striped).save(page)
+    mask = np.zeros((64, 64), np.uint8)
+    mask[12:52, 12:52] = 255                    # 20 px deep: deep enough for detail
+    Image.fromarray(mask).save(tmp_path / "p.mask.png")
+    args = [str(page), "--weights-dir", weights, "-q", "--no-repeat-fill"]
+    assert main(["inpaint", *args, "-o", str(tmp_path / "a"), "--no-detail"]) == 0
+    assert calls == []
+    assert main(["inpaint", *args, "-o", str(tmp_path / "b")]) == 0
+    assert calls
+
+
 def test_clean_skip_overwrite_and_save_mask(tmp_path, weights, capsys):
     page = _page(tmp_path / "p.png")
     out = tmp_path / "out"

@@ -221,7 +221,8 @@ def test_a_residual_inpainter_corrects_the_smooth_fill(rng):
     page = rng.integers(0, 256, (64, 96, 3), dtype=np.uint8)
     hole = np.zeros((64, 96), bool)
     hole[10:30, 20:70] = True
-    out = Engine(inpainter=untrained).inpaint(page, hole, CleanOptions(use_flat_fill=False))
+    # (the detail added deep in big holes, engine/pipeline/detail.py, is off: it has its own tests)
+    out = Engine(inpainter=untrained).inpaint(page, hole, CleanOptions(use_flat_fill=False, add_detail=False))
     assert np.array_equal(out[~hole], page[~hole])
     # an untrained correction is zero: what is left is the smooth fill (within the base's logit clamp)
     expected = np.clip(np.rint(smooth_fill(page, hole)), 0, 255)
