@@ -87,4 +87,4 @@ def detail(grey: np.ndarray, hole: np.ndarray, options: DetailOptions = DetailOp
         for (y, x), k in zip(part, best, strict=True):
             block = np.s_[y:y + o.block, x:x + o.block]
             out[block] = strength[block] * fine_blocks[cy[k] + margin, cx[k] + margin]
-    return np.where(hole, out, 0).astype(np.float32)
+    return out  # zero outside the hole: its strength there is 0 (no depth)

@@ -66,9 +66,9 @@ class Region:
 
     def kind(self, check: SurroundingsCheck, lettering_stroke: float | None = None) -> str:
         """"lettering", "sfx" or "art"; ``lettering_stroke``: the stroke width of the page's lettering, if known."""
-        calm = self.busy < check.calm_share or (self.busy < check.busy_share and self.probability > check.sure_text)
         if self.bar_stack:
             return "art"
+        calm = self.busy < check.calm_share or (self.busy < check.busy_share and self.probability > check.sure_text)
         bold = lettering_stroke is not None and self.stroke > check.bold_ratio * lettering_stroke
         if calm and not bold and not self.detected_as_sfx:
             return "lettering"

@@ -126,17 +126,23 @@ def test_float32_runs_the_networks_in_float32(tmp_path, weights, monkeypatch):
     assert seen == [False, None]  # float32 asked for; by default bfloat16 where the processor has it
 
 
-def test_no_repeat_fill_turns_the_repeat_fill_off(tmp_path, weights, monkeypatch):
-    import engine.pipeline as pipeline
-
+def calls_to(monkeypatch, module, name: str) -> list:
+    """A list that gains an item each time ``module.name`` is called (the function still runs)."""
     calls = []
-    real = pipeline.repeat_fill
+    real = getattr(module, name)
 
     def spy(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "repeat_fill", spy)
+    monkeypatch.setattr(module, name, spy)
+    return calls
+
+
+def test_no_repeat_fill_turns_the_repeat_fill_off(tmp_path, weights, monkeypatch):
+    import engine.pipeline as pipeline
+
+    calls = calls_to(monkeypatch, pipeline, "repeat_fill")
     striped = np.full((32, 40, 3), 230, np.uint8)
     striped[:, ::4] = 20                        # not flat: the flat fill leaves the hole to what comes after it
     page = tmp_path / "p.png"
@@ -154,14 +160,7 @@ def test_no_repeat_fill_turns_the_repeat_fill_off(tmp_path, weights, monkeypatch
 def test_no_detail_leaves_big_holes_as_the_network_fills_them(tmp_path, weights, monkeypatch):
     import engine.pipeline.inpaint as inpaint
 
-    calls = []
-    real = inpaint.with_detail
-
-    def spy(*args, **kwargs):
-        calls.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(inpaint, "with_detail", spy)
+    calls = calls_to(monkeypatch, inpaint, "with_detail")
     striped = np.full((64, 64, 3), 230, np.uint8)
     striped[::4] = 20                           # not flat: the network fills the hole
     page = tmp_path / "p.png"
