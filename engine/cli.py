@@ -629,6 +629,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="inpaint: score sound-effect-sized holes (bold outlined glyphs 60-120 px) over art instead")
     p.add_argument("--methods", type=lambda v: [m.strip() for m in v.split(",") if m.strip()], metavar="M,M,...",
                    help="inpaint: score only these methods (names as in the table, e.g. 'kesu pipeline,opencv fsr')")
+    p.add_argument("--best-per-hole", action="store_true", dest="best_per_hole",
+                   help="inpaint: add a row 'best per hole', the scores of whichever method did best on each hole "
+                        "(it needs the truth: a bound on choosing between the methods, not a method)")
     p.set_defaults(func=cmd_eval)
     return parser
 

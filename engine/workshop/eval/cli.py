@@ -27,6 +27,8 @@ def record(args, role: str, rows: list[dict], weights: Path | None, key: str = "
         command += " --big-holes"
     if getattr(args, "methods", None):
         command += " --methods '" + ",".join(args.methods) + "'"
+    if getattr(args, "best_per_hole", False):
+        command += " --best-per-hole"
     if getattr(args, "thresholds", None):
         command += " --thresholds " + ",".join(f"{t:g}" for t in args.thresholds)
     if args.float32:
@@ -76,6 +78,8 @@ def eval_main(args) -> int:
         chosen = getattr(args, "methods", None)
         runner = inpaint.run_big_holes if big else inpaint.run
         kwargs = {"method_names": chosen} if chosen else {}
+        if getattr(args, "best_per_hole", False):
+            kwargs["add_best_per_hole"] = True
         rows = runner(engine, root, overlays, args.limit, log=lambda m: print(m, file=sys.stderr),
                       options=_options(args), **kwargs)
         print(inpaint.format_table(rows))

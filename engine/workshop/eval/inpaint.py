@@ -186,7 +186,7 @@ def chosen_methods(engine: Engine, options: CleanOptions | None, names) -> dict:
 
 
 def run(engine: Engine, root: Path | None, overlays: Path | None, limit: int | None, log=print,
-        options: CleanOptions | None = None, method_names=None) -> list[dict]:
+        options: CleanOptions | None = None, method_names=None, add_best_per_hole: bool = False) -> list[dict]:
     if root is None:
         from engine.errors import InputError
 
@@ -219,7 +219,7 @@ def run(engine: Engine, root: Path | None, overlays: Path | None, limit: int | N
         worst.sort(key=lambda t: t[0])
         for model_psnr, label, images in worst[:12]:
             save_png_atomic(side_by_side(images), overlays / f"hardest-{model_psnr:05.1f}dB-{label}.png")
-    return summarise(scores, list(fns))
+    return _table(scores, list(fns), add_best_per_hole)
 
 
 def side_by_side(images: list[np.ndarray]) -> Image.Image:
@@ -229,6 +229,28 @@ def side_by_side(images: list[np.ndarray]) -> Image.Image:
     for i, img in enumerate(images):
         out[:, i * (w + 4):i * (w + 4) + w] = img
     return Image.fromarray(out)
+
+
+BEST_PER_HOLE = "best per hole"
+
+
+def best_per_hole(scores, method_names: list[str]):
+    """``scores`` with a row more: for each hole, the scores of the method with the highest PSNR on it.
+
+    It needs the truth, so it is no method: it bounds what choosing between the methods hole by hole could gain.
+    Each method's list of a kind holds the same holes in the same order (every method fills every hole).
+    """
+    out = dict(scores)
+    for kind in sorted({k for _, k in scores}):
+        per_method = [scores[(m, kind)] for m in method_names]
+        out[(BEST_PER_HOLE, kind)] = [max(hole, key=lambda s: s[0]) for hole in zip(*per_method, strict=True)]
+    return out, [*method_names, BEST_PER_HOLE]
+
+
+def _table(scores, method_names: list[str], add_best_per_hole: bool) -> list[dict]:
+    if add_best_per_hole:
+        scores, method_names = best_per_hole(scores, method_names)
+    return summarise(scores, method_names)
 
 
 def summarise(scores, method_names: list[str]) -> list[dict]:
@@ -298,7 +320,8 @@ def place_big_holes(rgb: np.ndarray, avoid: np.ndarray | None, seed: int,
 
 
 def run_big_holes(engine: Engine, root: Path | None, overlays: Path | None, limit: int | None, log=print,
-                  options: CleanOptions | None = None, method_names=BIG_METHODS) -> list[dict]:
+                  options: CleanOptions | None = None, method_names=BIG_METHODS,
+                  add_best_per_hole: bool = False) -> list[dict]:
     """Score sound-effect-sized holes over the art of the evaluation pages; with ``overlays``, write sheets of
     every hole (truth, holed, then each method) and of the 12 the pipeline fills worst."""
     if root is None:
@@ -344,7 +367,7 @@ def run_big_holes(engine: Engine, root: Path | None, overlays: Path | None, limi
             save_png_atomic(_sheet([r[2] for r in hardest[i:i + SHEET_ROWS]]),
                             overlays / f"big-holes-hardest-{i // SHEET_ROWS + 1}.png")
         (overlays / "big-holes-hardest.txt").write_text("\n".join(r[1] for r in hardest) + "\n", encoding="utf-8")
-    return summarise(scores, list(fns))
+    return _table(scores, list(fns), add_best_per_hole)
 
 
 def _sheet(rows: list[np.ndarray]) -> Image.Image:

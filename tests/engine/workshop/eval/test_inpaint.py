@@ -67,6 +67,40 @@ def test_the_summary_averages_per_method_and_kind_and_over_all():
     assert "texture" in evaluation.format_table(list(rows.values()))
 
 
+def test_best_per_hole_takes_each_holes_best_method_and_leaves_the_methods_as_they_were():
+    scores = {("a", "tone"): [(20.0, 3.0, 0.5, 10, 0.4), (30.0, 5.0, 0.7, 10, 0.9)],
+              ("b", "tone"): [(22.0, 2.0, 0.6, 10, 0.3), (25.0, 6.0, 0.6, 10, 0.8)],
+              ("a", "flat"): [(50.0, 1.0, 0.9, 10, 0.2)], ("b", "flat"): [(40.0, 2.0, 0.8, 10, 0.1)]}
+    both, names = evaluation.best_per_hole(scores, ["a", "b"])
+    assert names == ["a", "b", evaluation.BEST_PER_HOLE]
+    assert both[(evaluation.BEST_PER_HOLE, "tone")] == [scores[("b", "tone")][0], scores[("a", "tone")][1]]
+    assert both[(evaluation.BEST_PER_HOLE, "flat")] == scores[("a", "flat")]
+    rows = {(r["method"], r["kind"]): r for r in evaluation.summarise(both, names)}
+    assert rows[(evaluation.BEST_PER_HOLE, "all")]["psnr"] == pytest.approx((22 + 30 + 50) / 3)
+    assert rows[("a", "all")]["psnr"] == pytest.approx(100 / 3)  # the methods' own rows unchanged
+
+
+def test_the_evaluation_adds_the_best_per_hole_row_when_asked(monkeypatch, tmp_path):
+    page = np.random.default_rng(5).integers(0, 200, (500, 500, 3), dtype=np.uint8)
+    monkeypatch.setattr(evaluation, "pages", lambda root, limit: iter([("page", page, None)]))
+
+    def paint(value):
+        def fill(rgb, hole):
+            out = rgb.copy()
+            out[hole] = value
+            return out
+        return fill
+
+    monkeypatch.setattr(evaluation, "chosen_methods",
+                        lambda engine, options, names: {"dark": paint(40), "light": paint(160)})
+    plain = evaluation.run(Engine(), tmp_path, None, None, log=lambda *a: None)
+    assert {r["method"] for r in plain} == {"dark", "light"}
+    rows = evaluation.run(Engine(), tmp_path, None, None, log=lambda *a: None, add_best_per_hole=True)
+    by = {r["method"]: r for r in rows if r["kind"] == "all"}
+    assert by[evaluation.BEST_PER_HOLE]["psnr"] >= max(by["dark"]["psnr"], by["light"]["psnr"])
+    assert by[evaluation.BEST_PER_HOLE]["holes"] == by["dark"]["holes"] > 0
+
+
 def test_texture_is_one_for_the_truth_and_low_for_a_smear():
     rng = np.random.default_rng(0)
     truth = np.repeat(rng.integers(0, 256, (64, 64, 1), dtype=np.uint8), 3, axis=2)
